@@ -1,0 +1,8 @@
+"""The one exception type the package raises for problems a user can fix."""
+
+
+class EventClassifierError(Exception):
+    """A user-facing error: the message names the file or value and says how to fix it.
+
+    Command lines print it as one line on stderr and exit with code 2.
+    """

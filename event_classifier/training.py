@@ -1,0 +1,155 @@
+"""Fine-tuning with transformers.Trainer: weighted loss, dev macro-F1 each epoch, best checkpoint kept."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+
+from event_classifier.config import Config, save_config
+from event_classifier.data import SPLITS, load_split
+from event_classifier.errors import EventClassifierError
+from event_classifier.evaluation import evaluate_rows
+from event_classifier.inference import Predictor
+from event_classifier.io import atomic_write_json, atomic_write_jsonl, sha256_of
+from event_classifier.metrics import macro_f1
+from event_classifier.model import load_backbone, resolve_precision, save_model
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_run_dir(config: Config, resume: bool, overwrite: bool) -> Path:
+    """runs/<name>/: new unless --resume (continue it) or --overwrite (start it afresh)."""
+    root = Path(config.train.output_dir)
+    name = config.train.run_name
+    if name is None and resume:
+        latest = root / "latest"
+        if not latest.exists():
+            raise EventClassifierError(f"{latest}: no run to resume; name one with --train.run_name=NAME")
+        name = latest.resolve().name
+    name = name or datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = root / name
+    if run_dir.exists() and not resume:
+        if not overwrite:
+            raise EventClassifierError(
+                f"{run_dir}: run folder exists; pass --resume to continue it, --overwrite to replace it, "
+                "or choose another --train.run_name"
+            )
+        shutil.rmtree(run_dir)
+    if resume and not run_dir.exists():
+        raise EventClassifierError(f"{run_dir}: no such run to resume; check --train.run_name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.train.run_name = name
+    return run_dir
+
+
+def class_weights(labels: list[str], train_labels: list[str]) -> torch.Tensor:
+    """Inverse class frequency, scaled so that a balanced data set gets weight 1 everywhere."""
+    counts = Counter(train_labels)
+    total = len(train_labels)
+    return torch.tensor([total / (len(labels) * counts[label]) for label in labels], dtype=torch.float32)
+
+
+def choose_max_length(tokenizer, model, texts: list[str], configured: int | None) -> int:
+    """The configured length, else the 99th percentile of train token lengths, capped by what the model accepts."""
+    limit = min(tokenizer.model_max_length, model.config.max_position_embeddings)
+    if configured:
+        return min(configured, limit)
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]]
+    return int(min(limit, max(32, np.percentile(lengths, 99))))
+
+
+def _weighted_loss(weights: torch.Tensor | None):
+    def loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"].float()
+        return torch.nn.functional.cross_entropy(logits, labels, weight=None if weights is None else weights.to(logits.device))
+    return loss
+
+
+def _compute_metrics(labels: list[str]):
+    def compute(prediction) -> dict:
+        predicted = np.asarray(prediction.predictions).argmax(-1)
+        return {"macro_f1": macro_f1([labels[i] for i in prediction.label_ids], [labels[i] for i in predicted], labels)}
+    return compute
+
+
+def _point_latest(run_dir: Path) -> None:
+    link = run_dir.parent / "latest"
+    tmp = run_dir.parent / ".latest.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, link)
+
+
+def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict:
+    """Fine-tune on the prepared train split; keep the best dev checkpoint; evaluate it on dev and test."""
+    run_dir = prepare_run_dir(config, resume, overwrite)
+    set_seed(config.train.seed)
+    rows = {name: load_split(config, name) for name in SPLITS}
+    label_ids = {label: i for i, label in enumerate(config.labels)}
+    texts = [r["text"] for r in rows["train"]]
+    model, tokenizer = load_backbone(config.model.name, config.labels, run_dir, texts, config.train.seed)
+    max_length = choose_max_length(tokenizer, model, texts, config.model.max_length)
+    config.model.max_length = max_length
+    precision = resolve_precision(config.train.precision)
+    save_config(config, run_dir / "config.yaml")
+    data_files = {name: str(Path(config.data.prepared_dir) / f"{name}.jsonl") for name in SPLITS}
+    atomic_write_json(run_dir / "data.json", {name: {"path": p, "sha256": sha256_of(Path(p)), "rows": len(rows[name])}
+                                               for name, p in data_files.items()})
+
+    def encode(split: str) -> Dataset:
+        data = Dataset.from_dict({"text": [r["text"] for r in rows[split]], "label": [label_ids[r["label"]] for r in rows[split]]})
+        return data.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True,
+                        remove_columns=["text"], desc=f"tokenising {split}")
+
+    args = TrainingArguments(
+        output_dir=str(run_dir / "checkpoints"),
+        num_train_epochs=config.train.epochs, max_steps=config.train.max_steps,
+        per_device_train_batch_size=config.train.batch_size, per_device_eval_batch_size=config.train.eval_batch_size,
+        learning_rate=config.train.learning_rate, weight_decay=config.train.weight_decay,
+        warmup_steps=config.train.warmup_ratio, seed=config.train.seed, data_seed=config.train.seed,
+        eval_strategy="epoch", save_strategy="epoch", logging_steps=config.train.logging_steps,
+        load_best_model_at_end=True, metric_for_best_model="macro_f1", greater_is_better=True,
+        save_total_limit=config.train.save_total_limit, bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(),
+        train_sampling_strategy="group_by_length" if config.train.group_by_length else "random",
+        report_to="none", dataloader_num_workers=0,
+    )
+    weights = class_weights(config.labels, [r["label"] for r in rows["train"]]) if config.train.class_weights else None
+    callbacks = [EarlyStoppingCallback(config.train.early_stopping_patience)] if config.train.early_stopping_patience else []
+    trainer = Trainer(
+        model=model, args=args, train_dataset=encode("train"), eval_dataset=encode("dev"), processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=_weighted_loss(weights),
+        compute_metrics=_compute_metrics(config.labels), callbacks=callbacks,
+    )
+    has_checkpoint = resume and any((run_dir / "checkpoints").glob("checkpoint-*"))
+    result = trainer.train(resume_from_checkpoint=True if has_checkpoint else None)
+    atomic_write_jsonl(run_dir / "train_log.jsonl", trainer.state.log_history)
+
+    model_dir = run_dir / "model"
+    tmp_dir = run_dir / ".model.tmp"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    meta = {"labels": config.labels, "max_length": max_length, "backbone": config.model.name,
+            "precision": precision, "data": data_files, "run": str(run_dir)}
+    save_model(trainer.model, tokenizer, tmp_dir, meta)
+    shutil.rmtree(model_dir, ignore_errors=True)
+    tmp_dir.rename(model_dir)
+
+    predictor = Predictor(model_dir, batch_size=config.predict.batch_size, stride=config.predict.stride, precision=precision)
+    metrics = {
+        "train": {"runtime_s": round(result.metrics.get("train_runtime", 0.0), 1), "epochs": round(trainer.state.epoch or 0, 2),
+                  "steps": trainer.state.global_step, "best_checkpoint": trainer.state.best_model_checkpoint,
+                  "precision": precision, "max_length": max_length},
+        "dev": evaluate_rows(predictor, rows["dev"], run_dir / "evaluation" / "dev", "dev"),
+        "test": evaluate_rows(predictor, rows["test"], run_dir / "evaluation" / "test", "test"),
+    }
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    _point_latest(run_dir)
+    return {"run_dir": str(run_dir), **metrics}

@@ -1,0 +1,55 @@
+"""Shared fixtures: a small inline labelled corpus and config overrides that point every output into tmp_path."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+LABELS = ["military_advance", "attack", "diplomacy", "other"]
+WORDS = {
+    "military_advance": ["troops", "captured", "seized", "entered", "retook", "village", "ridge", "town", "control", "positions"],
+    "attack": ["shelling", "strike", "drone", "killed", "bombing", "rockets", "ambush", "wounded", "artillery", "explosion"],
+    "diplomacy": ["talks", "ministers", "agreement", "ceasefire", "envoy", "summit", "negotiations", "signed", "mediation", "sanctions"],
+    "other": ["prices", "flood", "school", "election", "hospital", "harvest", "protest", "court", "weather", "market"],
+}
+FILLER = ["the", "on", "said", "officials", "near", "after", "in", "a", "of", "late", "region", "monday", "reported"]
+
+
+def make_corpus(n_articles: int = 28, per_article: int = 4, seed: int = 0) -> list[dict]:
+    """Random but label-bearing paragraphs, grouped into articles; every paragraph is distinct."""
+    rng = random.Random(seed)
+    rows = []
+    for a in range(n_articles):
+        for p in range(per_article):
+            label = LABELS[(a + p) % len(LABELS)]
+            words = rng.sample(WORDS[label], 4) + rng.sample(FILLER, 5) + [f"place{a}x{p}", f"name{rng.randint(0, 10**6)}"]
+            rng.shuffle(words)
+            rows.append({"id": f"t-a{a:02d}-p{p}", "article_id": f"t-a{a:02d}", "text": " ".join(words).capitalize() + ".",
+                         "label": label, "source": "authored"})
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    write_jsonl(tmp_path / "paragraphs" / "corpus.jsonl", make_corpus())
+    return tmp_path / "paragraphs"
+
+
+@pytest.fixture
+def tiny_args(tmp_path: Path, corpus_dir: Path) -> list[str]:
+    """Command-line options that run the tiny config on the inline corpus with all outputs in tmp_path."""
+    return ["--config", "configs/tiny.yaml", f"--data.paragraphs={corpus_dir}",
+            f"--data.prepared_dir={tmp_path / 'prepared'}", f"--train.output_dir={tmp_path / 'runs'}"]
+
+
+@pytest.fixture(autouse=True)
+def _project_root(monkeypatch):
+    """Tests run from the project root, as the README's commands do."""
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)

@@ -1,0 +1,79 @@
+from collections import Counter
+
+import pytest
+
+from event_classifier.config import load_config
+from event_classifier.data import deduplicate, normalise_text, prepare, split
+from event_classifier.errors import EventClassifierError
+from event_classifier.io import iter_jsonl
+from event_classifier.sources import read_labelled_file
+
+from conftest import LABELS, make_corpus, write_jsonl
+
+
+def _config(tmp_path, paragraphs):
+    return load_config("configs/tiny.yaml", [f"--data.paragraphs={paragraphs}", f"--data.prepared_dir={tmp_path / 'prep'}"])
+
+
+def test_normalise_folds_case_punctuation_space():
+    assert normalise_text("Troops  TOOK the town!") == normalise_text("troops took, the town")
+
+
+def test_splits_never_share_articles_or_duplicates(tmp_path):
+    rows = make_corpus(n_articles=40)
+    # a copy of an early paragraph in another article, differing only in case and punctuation
+    copy = dict(rows[0], id="dup-1", article_id="t-a39", text=rows[0]["text"].upper() + "!!")
+    near = dict(rows[5], id="near-1", article_id="t-a38", text=rows[5]["text"] + " again")
+    path = write_jsonl(tmp_path / "p.jsonl", rows + [copy, near])
+    config = _config(tmp_path, path)
+    manifest = prepare(config)
+    assert manifest["deduplication"]["exact_duplicates_removed"] == 1
+    assert manifest["deduplication"]["near_duplicate_pairs_grouped"] >= 1
+    splits = {name: [r for _, r in iter_jsonl(tmp_path / "prep" / f"{name}.jsonl")] for name in ("train", "dev", "test")}
+    articles = {name: {r["article_id"] for r in part} for name, part in splits.items()}
+    texts = {name: {normalise_text(r["text"]) for r in part} for name, part in splits.items()}
+    for a, b in (("train", "dev"), ("train", "test"), ("dev", "test")):
+        assert not articles[a] & articles[b]
+        assert not texts[a] & texts[b]
+    # near-duplicate pair (rows[5], near) sits in one split
+    where = {name for name, part in splits.items() for r in part if r["id"] in {rows[5]["id"], "near-1"}}
+    assert len(where) == 1
+    assert sum(len(p) for p in splits.values()) == len(rows) + 1  # only the exact copy was removed
+
+
+def test_stratification_keeps_every_label_in_every_split(tmp_path):
+    config = _config(tmp_path, "unused")
+    rows, _ = deduplicate(make_corpus(n_articles=60), 0.9)
+    parts = split(rows, config)
+    total = Counter(r["label"] for r in rows)
+    for name, part in parts.items():
+        counts = Counter(r["label"] for r in part)
+        assert set(counts) == set(LABELS), name
+        for label in LABELS:  # each split's share of a label is near the overall share
+            assert abs(counts[label] / len(part) - total[label] / len(rows)) < 0.12
+    assert 0.10 < len(parts["test"]) / len(rows) < 0.22
+
+
+def test_unknown_label_names_file_line_and_fix(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"text": "Talks opened.", "label": "diplomacy"}, {"text": "x", "label": "riot"}])
+    with pytest.raises(EventClassifierError, match=r"p.jsonl:2: unknown label 'riot'; use one of"):
+        read_labelled_file(path, LABELS)
+
+
+def test_missing_column_is_an_error(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"text": "Talks opened."}])
+    with pytest.raises(EventClassifierError, match="missing 'label'"):
+        read_labelled_file(path, LABELS)
+
+
+def test_empty_text_is_skipped_and_counted(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"text": "  ", "label": "other"}, {"text": "Talks opened.", "label": "diplomacy"}])
+    rows, report = read_labelled_file(path, LABELS)
+    assert len(rows) == 1 and report.skipped_empty == 1
+
+
+def test_class_missing_from_train_is_an_error(tmp_path):
+    rows = [r for r in make_corpus() if r["label"] != "diplomacy"]
+    config = _config(tmp_path, write_jsonl(tmp_path / "p.jsonl", rows))
+    with pytest.raises(EventClassifierError, match="no train examples for label.*diplomacy"):
+        prepare(config)

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from event_classifier.documents import split_into_paragraphs
+from event_classifier.inference import Predictor
+from event_classifier.model import build_tiny_bert, save_model, load_backbone
+
+from conftest import LABELS, make_corpus
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    """An untrained tiny classifier saved as a model folder, with a short window so long texts need several."""
+    work = tmp_path_factory.mktemp("tiny")
+    texts = [r["text"] for r in make_corpus()]
+    model, tokenizer = load_backbone("tiny-random-bert", LABELS, work, texts, seed=0)
+    save_model(model, tokenizer, work / "model", {"labels": LABELS, "max_length": 16})
+    return work / "model"
+
+
+def test_windows_cover_every_token_of_a_long_paragraph(tiny_model_dir):
+    predictor = Predictor(tiny_model_dir, stride=4)
+    text = " ".join(f"troops{i % 7} entered village{i}" for i in range(40))
+    ids, owner = predictor.windows([text, "Short one."])
+    full = predictor.tokenizer(text, add_special_tokens=False)["input_ids"]
+    special = set(predictor.tokenizer.all_special_ids)
+    windows = [[t for t in w if t not in special] for w, o in zip(ids, owner) if o == 0]
+    assert len(windows) > 1 and all(len(w) <= 16 for w in ids)
+    # consecutive windows overlap by `stride` tokens and together rebuild the whole paragraph
+    rebuilt = windows[0] + [t for w in windows[1:] for t in w[predictor.stride:]]
+    assert rebuilt == full
+    assert owner.count(1) == 1
+
+
+def test_long_paragraph_probabilities_are_the_mean_of_its_windows(tiny_model_dir):
+    predictor = Predictor(tiny_model_dir, stride=4, precision="fp32")
+    text = " ".join(f"shelling{i} hit depot{i}" for i in range(30))
+    ids, _ = predictor.windows([text])
+    assert len(ids) > 2
+    per_window = np.stack([predictor.window_probabilities([w])[0] for w in ids])  # each window on its own
+    combined = predictor.predict_proba([text])[0]
+    assert combined == pytest.approx(per_window.mean(axis=0), abs=1e-4)
+
+
+def test_predictions_are_label_set_and_probabilities_sum_to_one(tiny_model_dir):
+    results = Predictor(tiny_model_dir).predict(["Troops took the town.", "Talks opened in Geneva.", "x " * 500])
+    assert len(results) == 3
+    for r in results:
+        assert r["label"] in LABELS and set(r["probs"]) == set(LABELS)
+        assert sum(r["probs"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert r["score"] == max(r["probs"].values())
+
+
+def test_batching_and_sorting_do_not_change_results(tiny_model_dir):
+    texts = [r["text"] for r in make_corpus()][:30] + ["a " * 60]
+    one_by_one = np.concatenate([Predictor(tiny_model_dir, batch_size=1, precision="fp32").predict_proba([t]) for t in texts])
+    batched = Predictor(tiny_model_dir, batch_size=7, precision="fp32").predict_proba(texts)
+    assert batched == pytest.approx(one_by_one, abs=1e-5)
+
+
+def test_split_into_paragraphs_joins_lines_and_splits_on_blank_lines():
+    text = "First line\ncontinues here.\n\n  \nSecond paragraph.\r\n\r\nThird."
+    assert [p for p in split_into_paragraphs(text) if p] == ["First line continues here.", "Second paragraph.", "Third."]

@@ -1,0 +1,132 @@
+"""The whole workflow, prepare -> train -> evaluate -> predict, through the real entry points on the tiny model."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from event_classifier.cli import evaluate_main, predict_main, prepare_main, train_main
+from event_classifier.inference import Predictor
+
+from conftest import LABELS
+
+ARTICLE = "Troops captured the ridge town\nafter a night march.\n\nRockets hit the depot, killing two.\n\nEnvoys met for talks."
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One tiny training run shared by the tests below."""
+    from conftest import make_corpus, write_jsonl
+
+    tmp = tmp_path_factory.mktemp("pipeline")
+    corpus = write_jsonl(tmp / "paragraphs" / "c.jsonl", make_corpus())
+    args = ["--config", "configs/tiny.yaml", f"--data.paragraphs={corpus}", f"--data.prepared_dir={tmp / 'prepared'}",
+            f"--train.output_dir={tmp / 'runs'}", "--train.run_name=r1", "--train.epochs=3"]
+    import os
+    os.chdir(Path(__file__).resolve().parent.parent)
+    assert prepare_main(args) == 0
+    assert train_main(args) == 0
+    return tmp, tmp / "runs" / "r1"
+
+
+def test_run_folder_holds_config_labels_hashes_logs_metrics(trained_run):
+    tmp, run = trained_run
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["labels"] == LABELS and config["train"]["run_name"] == "r1"
+    data = json.loads((run / "data.json").read_text())
+    assert set(data) == {"train", "dev", "test"} and all(len(v["sha256"]) == 64 for v in data.values())
+    assert (run / "train_log.jsonl").read_text().count("\n") >= 3
+    metrics = json.loads((run / "metrics.json").read_text())
+    for split in ("dev", "test"):
+        assert {"accuracy", "macro_f1", "per_class", "confusion_matrix"} <= set(metrics[split])
+        assert set(metrics[split]["per_class"]) == set(LABELS)
+    assert (tmp / "runs" / "latest").resolve() == run.resolve()
+
+
+def test_labels_travel_with_the_checkpoint(trained_run):
+    _, run = trained_run
+    config = json.loads((run / "model" / "config.json").read_text())
+    assert [config["id2label"][str(i)] for i in range(4)] == LABELS
+    assert config["label2id"] == {label: i for i, label in enumerate(LABELS)}
+    meta = json.loads((run / "model" / "event_classifier.json").read_text())
+    assert meta["labels"] == LABELS and meta["max_length"] > 0
+
+
+def test_saved_model_loads_in_a_plain_transformers_pipeline(trained_run):
+    from transformers import pipeline
+
+    _, run = trained_run
+    classify = pipeline("text-classification", model=str(run / "model"), device="cpu")
+    out = classify("Troops captured the town.")
+    assert out[0]["label"] in LABELS
+
+
+def test_evaluate_writes_metrics_and_plot(trained_run, capsys):
+    tmp, run = trained_run
+    assert evaluate_main([str(run)]) == 0
+    printed = capsys.readouterr().out
+    assert "macro-F1" in printed and "military_advance" in printed
+    metrics = json.loads((run / "evaluation" / "test" / "metrics.json").read_text())
+    assert metrics["n"] == sum(1 for _ in open(tmp / "prepared" / "test.jsonl"))
+    assert (run / "evaluation" / "test" / "confusion_matrix.png").stat().st_size > 1000
+    # reuses the prediction path: same figure as the one written at the end of training
+    assert metrics["macro_f1"] == pytest.approx(json.loads((run / "metrics.json").read_text())["test"]["macro_f1"])
+
+
+def test_predict_txt_and_jsonl_to_jsonl(trained_run, tmp_path, capsys):
+    _, run = trained_run
+    article = tmp_path / "article.txt"
+    article.write_text(ARTICLE)
+    items = tmp_path / "items.jsonl"
+    items.write_text('{"id": "x1", "text": "Talks resumed.", "desk": "europe"}\n{"id": "x2", "text": "   "}\n')
+    out = tmp_path / "out.jsonl"
+    assert predict_main(["--model", str(run), str(article), str(items), "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["paragraph"] for r in rows[:3]] == [0, 1, 2]
+    assert rows[0]["text"] == "Troops captured the ridge town after a night march."
+    assert rows[3]["id"] == "x1" and rows[3]["desk"] == "europe" and rows[3]["source"] == str(items)
+    assert len(rows) == 4  # the whitespace-only paragraph is skipped and reported
+    for r in rows:
+        assert r["label"] in LABELS and sum(r["probs"].values()) == pytest.approx(1, abs=1e-4)
+    err = capsys.readouterr().err
+    assert "3 paragraphs" in err and "1 empty skipped" in err
+
+
+def test_predict_csv_and_same_predictions_after_reload(trained_run, tmp_path):
+    _, run = trained_run
+    article = tmp_path / "a.txt"
+    article.write_text(ARTICLE)
+    out = tmp_path / "out.csv"
+    assert predict_main(["--model", str(run / "model"), str(article), "--output", str(out)]) == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 3 and {f"p_{label}" for label in LABELS} <= set(rows[0])
+    fresh = Predictor(run / "model").predict([r["text"] for r in rows])
+    assert [r["label"] for r in rows] == [f["label"] for f in fresh]
+    assert [float(r["score"]) for r in rows] == pytest.approx([f["score"] for f in fresh], abs=1e-6)
+
+
+def test_predict_reads_stdin(trained_run):
+    _, run = trained_run
+    done = subprocess.run([sys.executable, "predict.py", "--model", str(run), "-"], input=ARTICLE, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 3 and "<stdin>: 3 paragraphs" in done.stderr
+
+
+def test_existing_run_is_not_overwritten_without_a_flag(trained_run, capsys):
+    tmp, _ = trained_run
+    args = ["--config", "configs/tiny.yaml", f"--data.prepared_dir={tmp / 'prepared'}",
+            f"--train.output_dir={tmp / 'runs'}", "--train.run_name=r1"]
+    assert train_main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["train.py", "evaluate.py", "predict.py", "data/prepare.py"])
+def test_every_command_line_has_help(script):
+    done = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "usage" in done.stdout
