@@ -66,48 +66,48 @@ def prepare_main(argv: list[str] | None = None) -> int:
 
 @command
 def train_main(argv: list[str] | None = None) -> int:
-    from event_classifier.training import train
+    from event_classifier.training import train, train_seeds
 
     parser = argparse.ArgumentParser(description="Fine-tune a classifier on the prepared splits.", epilog=OVERRIDE_HELP)
     parser.add_argument("--resume", action="store_true", help="continue the run (--train.run_name, else runs/latest) from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+    parser.add_argument("--seeds", default=None, help="comma-separated seeds: one run each, then mean and std of macro-F1")
     args, config = parse_with_overrides(parser, argv)
+    if args.seeds:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise EventClassifierError(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. --seeds 1,2,3") from None
+        summary = train_seeds(config, seeds, overwrite=args.overwrite)
+        for split in ("dev", "test"):
+            s = summary[split]
+            print(f"{split} macro-F1 {s['macro_f1_mean']:.3f} ± {s['macro_f1_std']:.3f} over seeds {seeds}: {s['macro_f1']}")
+        print(f"summary in {summary['summary_path']}")
+        return 0
     result = train(config, resume=args.resume, overwrite=args.overwrite)
     print(f"dev macro-F1 {result['dev']['macro_f1']:.3f}, test macro-F1 {result['test']['macro_f1']:.3f}, "
-          f"training {result['train']['runtime_s']} s")
+          f"training {result['train']['runtime_s']} s, temperature {result['train']['temperature']}")
     print(f"run saved in {result['run_dir']} (model in {result['run_dir']}/model)")
     return 0
 
 
 @command
 def evaluate_main(argv: list[str] | None = None) -> int:
-    from event_classifier.data import load_split
-    from event_classifier.evaluation import data_name, evaluate_rows
-    from event_classifier.inference import Predictor
-    from event_classifier.metrics import format_table
-    from event_classifier.sources import read_any
+    from event_classifier.comparison import compare
 
-    parser = argparse.ArgumentParser(description="Evaluate a run or model folder on labelled paragraphs.")
-    parser.add_argument("model", help="run folder (runs/NAME) or model folder")
+    parser = argparse.ArgumentParser(description="Evaluate one or more runs or model folders on labelled paragraphs; "
+                                                 "several are compared side by side.")
+    parser.add_argument("models", nargs="+", help="run folders (runs/NAME) or model folders")
     parser.add_argument("--data", default=None, help="labelled JSONL/CSV/TSV, or NAME=PATH through configs/sources/NAME.yaml "
-                                                     "(default: the run's test split)")
-    parser.add_argument("--output-dir", default=None, help="where to write metrics (default: MODEL/evaluation/DATA)")
+                                                     "(default: the first run's test split)")
+    parser.add_argument("--baseline", action="store_true", help="also train and score TF-IDF + logistic regression "
+                                                                "on the first run's train split")
+    parser.add_argument("--output-dir", default=None, help="where to write results (default: RUN/evaluation/DATA, "
+                                                           "and runs/comparisons/DATA for several)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--quantize", action="store_true", help="evaluate with int8 dynamic quantization")
     args = parser.parse_args(argv)
-    predictor = Predictor(args.model, batch_size=args.batch_size)
-    if args.data:
-        rows, _ = read_any(args.data, predictor.labels)
-        name = data_name(args.data)
-    else:
-        config_path = Path(args.model) / "config.yaml"
-        if not config_path.exists():
-            raise EventClassifierError(f"{args.model}: not a run folder (no config.yaml); pass --data FILE to evaluate a model folder")
-        rows, name = load_split(load_config(config_path), "test"), "test"
-    base = Path(args.model) if (Path(args.model) / "config.yaml").exists() else predictor.directory
-    output_dir = Path(args.output_dir) if args.output_dir else base / "evaluation" / name
-    metrics = evaluate_rows(predictor, rows, output_dir, name, progress=sys.stderr.isatty())
-    print(format_table(metrics))
-    print(f"wrote {output_dir}/metrics.json and confusion_matrix.png")
+    compare(args.models, args.data, args.baseline, args.output_dir, args.batch_size, args.quantize)
     return 0
 
 
@@ -123,8 +123,13 @@ def predict_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=None, help="output file (default: stdout)")
     parser.add_argument("--format", choices=["jsonl", "csv"], default=None, help="default: from --output's suffix, else jsonl")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--min-confidence", type=float, default=0.0,
+                        help="route predictions whose probability is below this to 'other' and flag them")
+    parser.add_argument("--quantize", action="store_true", help="int8 dynamic quantization: ~3x faster on CPU")
     args = parser.parse_args(argv)
-    predictor = Predictor(args.model, batch_size=args.batch_size)
+    if not 0 <= args.min_confidence < 1:
+        raise EventClassifierError(f"--min-confidence {args.min_confidence}: must be in [0, 1)")
+    predictor = Predictor(args.model, batch_size=args.batch_size, min_confidence=args.min_confidence, quantize=args.quantize)
     counts = InputCounts()
     records = predictor.predict_records(read_inputs(args.inputs, counts), progress=sys.stderr.isatty())
     fmt = args.format or ("csv" if args.output and args.output.endswith(".csv") else "jsonl")

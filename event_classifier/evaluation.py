@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+
+from event_classifier.calibration import coverage_curve, expected_calibration_error, plot_coverage, plot_reliability
 from event_classifier.errors import EventClassifierError
 from event_classifier.inference import Predictor
-from event_classifier.io import atomic_write_json, atomic_write_jsonl
-from event_classifier.metrics import classification_metrics, plot_confusion_matrix
+from event_classifier.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from event_classifier.metrics import bootstrap_macro_f1, classification_metrics, plot_confusion_matrix
+from event_classifier.reports import error_report
 
 
 def check_labels_match(model_labels: list[str], rows: list[dict], where: str) -> None:
@@ -21,22 +25,47 @@ def check_labels_match(model_labels: list[str], rows: list[dict], where: str) ->
         )
 
 
+def score_predictions(rows: list[dict], probs: np.ndarray, labels: list[str]) -> dict:
+    """Metrics of probabilities against labelled rows: accuracy, macro-F1 with a bootstrap interval, per class, ECE."""
+    y_true = [r["label"] for r in rows]
+    y_pred = [labels[i] for i in probs.argmax(axis=1)]
+    metrics = classification_metrics(y_true, y_pred, labels)
+    metrics["macro_f1_ci95"] = bootstrap_macro_f1(y_true, y_pred, labels)
+    y = np.array([labels.index(label) for label in y_true])
+    metrics["ece"] = round(expected_calibration_error(probs, y), 4)
+    return metrics
+
+
 def evaluate_rows(predictor: Predictor, rows: list[dict], output_dir: Path | None = None, name: str = "eval",
-                  progress: bool = False) -> dict:
-    """Predict `rows`, compute metrics, and (with output_dir) write metrics.json, predictions and a confusion plot."""
+                  progress: bool = False, uncalibrated: np.ndarray | None = None) -> dict:
+    """Predict `rows` and score them; with output_dir, also write metrics.json, predictions.jsonl, errors.md,
+    and confusion, reliability and coverage plots. `uncalibrated` (probabilities before temperature scaling)
+    adds the before/after comparison to the reliability diagram."""
     if not rows:
         raise EventClassifierError(f"{name}: no labelled paragraphs to evaluate")
     check_labels_match(predictor.labels, rows, name)
-    predictions = predictor.predict([r["text"] for r in rows], progress=progress)
-    metrics = classification_metrics([r["label"] for r in rows], [p["label"] for p in predictions], predictor.labels)
+    probs = predictor.predict_proba([r["text"] for r in rows], progress=progress)
+    predictions = [predictor.decide(p) for p in probs]
+    metrics = score_predictions(rows, probs, predictor.labels)
     metrics["data"] = name
+    metrics["temperature"] = predictor.temperature
+    y = np.array([predictor.labels.index(r["label"]) for r in rows])
+    metrics["coverage_curve"] = coverage_curve(probs, y)
+    if uncalibrated is not None:
+        metrics["ece_uncalibrated"] = round(expected_calibration_error(uncalibrated, y), 4)
     if output_dir is not None:
         output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(output_dir / "metrics.json", metrics)
         atomic_write_jsonl(output_dir / "predictions.jsonl", (
             {"id": r["id"], "text": r["text"], "true": r["label"], **p} for r, p in zip(rows, predictions)
         ))
+        atomic_write_text(output_dir / "errors.md", error_report(rows, predictions, metrics, name))
         plot_confusion_matrix(metrics, output_dir / "confusion_matrix.png", title=f"{name}: macro-F1 {metrics['macro_f1']:.3f}")
+        curves = {"calibrated" if uncalibrated is not None else f"T={predictor.temperature:g}": (probs, y)}
+        if uncalibrated is not None:
+            curves = {"before (T=1)": (uncalibrated, y), **curves}
+        plot_reliability(curves, output_dir / "reliability.png")
+        plot_coverage(metrics["coverage_curve"], output_dir / "coverage.png")
     return metrics
 
 

@@ -63,3 +63,18 @@ def plot_confusion_matrix(metrics: dict, path: Path, title: str = "") -> None:
     figure.savefig(tmp, dpi=120)
     plt.close(figure)
     tmp.replace(path)
+
+
+def bootstrap_macro_f1(y_true: list[str], y_pred: list[str], labels: list[str], rounds: int = 1000,
+                       seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of macro-F1 over `rounds` resamples of the evaluated paragraphs."""
+    rng = np.random.default_rng(seed)
+    index = {label: i for i, label in enumerate(labels)}
+    true = np.array([index[y] for y in y_true])
+    pred = np.array([index.get(y, -1) for y in y_pred])
+    scores = []
+    for _ in range(rounds):
+        pick = rng.integers(0, len(true), len(true))
+        scores.append(f1_score(true[pick], pred[pick], labels=list(range(len(labels))), average="macro", zero_division=0))
+    low, high = np.percentile(scores, [2.5, 97.5])
+    return round(float(low), 4), round(float(high), 4)

@@ -130,20 +130,27 @@ def read_source(name: str, path: Path, labels: list[str]) -> tuple[list[dict], R
     for number, record in _source_records(path, codebook):
         where = f"{path}:{number}"
         try:
-            text, source_label = record[codebook["text_field"]], str(record[codebook["label_field"]])
-        except (KeyError, IndexError):
+            source_label = str(record[codebook["label_field"]])
+        except (KeyError, IndexError, TypeError):
             raise EventClassifierError(
-                f"{where}: missing field {codebook['text_field']!r} or {codebook['label_field']!r} "
-                f"named by configs/sources/{name}.yaml; fix the codebook or the file"
+                f"{where}: missing label field {codebook['label_field']!r} named by configs/sources/{name}.yaml; "
+                "fix the codebook or the file"
             ) from None
         if source_label not in mapping:
             raise EventClassifierError(
                 f"{where}: source label {source_label!r} is not in configs/sources/{name}.yaml; map it to a label or 'drop'"
             )
         target = mapping[source_label]
-        if target == DROP:
+        if target == DROP:  # counted in the report, never silently lost
             report.dropped_by_codebook[source_label] = report.dropped_by_codebook.get(source_label, 0) + 1
             continue
+        try:
+            text = record[codebook["text_field"]]
+        except (KeyError, IndexError):
+            raise EventClassifierError(
+                f"{where}: missing text field {codebook['text_field']!r} named by configs/sources/{name}.yaml; "
+                "fix the codebook or the file"
+            ) from None
         label = _check_label(target, labels, f"configs/sources/{name}.yaml ({source_label})")
         id_field = codebook.get("id_field")
         row_id = record[id_field] if id_field is not None else number

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -14,14 +15,16 @@ import torch
 from datasets import Dataset
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 
-from event_classifier.config import Config, save_config
+from event_classifier.calibration import fit_temperature
+from event_classifier.config import Config, save_config, to_dict
 from event_classifier.data import SPLITS, load_split
 from event_classifier.errors import EventClassifierError
 from event_classifier.evaluation import evaluate_rows
 from event_classifier.inference import Predictor
-from event_classifier.io import atomic_write_json, atomic_write_jsonl, sha256_of
+from event_classifier.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, sha256_of
 from event_classifier.metrics import macro_f1
-from event_classifier.model import load_backbone, resolve_precision, save_model
+from event_classifier.model import META_FILE, load_backbone, resolve_precision, save_model
+from event_classifier.reports import model_card
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +82,19 @@ def _compute_metrics(labels: list[str]):
         predicted = np.asarray(prediction.predictions).argmax(-1)
         return {"macro_f1": macro_f1([labels[i] for i in prediction.label_ids], [labels[i] for i in predicted], labels)}
     return compute
+
+
+def calibrate(predictor: Predictor, rows: dict[str, list[dict]], labels: list[str]) -> dict[str, np.ndarray]:
+    """Fit the temperature on dev and set it on `predictor`; return dev and test probabilities before scaling."""
+    before = {}
+    for split in ("dev", "test"):
+        ids, owner = predictor.windows([r["text"] for r in rows[split]])
+        logits = predictor.window_logits(ids)
+        before[split] = predictor.combine(logits, owner, len(rows[split]), temperature=1.0)
+        if split == "dev":
+            y = np.array([labels.index(r["label"]) for r in rows[split]])
+            predictor.temperature = fit_temperature(predictor, logits, owner, y)
+    return before
 
 
 def _point_latest(run_dir: Path) -> None:
@@ -143,13 +159,39 @@ def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict
     tmp_dir.rename(model_dir)
 
     predictor = Predictor(model_dir, batch_size=config.predict.batch_size, stride=config.predict.stride, precision=precision)
+    before = calibrate(predictor, rows, config.labels)
+    meta["temperature"] = predictor.temperature
+    atomic_write_json(model_dir / META_FILE, meta)
     metrics = {
         "train": {"runtime_s": round(result.metrics.get("train_runtime", 0.0), 1), "epochs": round(trainer.state.epoch or 0, 2),
                   "steps": trainer.state.global_step, "best_checkpoint": trainer.state.best_model_checkpoint,
-                  "precision": precision, "max_length": max_length},
-        "dev": evaluate_rows(predictor, rows["dev"], run_dir / "evaluation" / "dev", "dev"),
-        "test": evaluate_rows(predictor, rows["test"], run_dir / "evaluation" / "test", "test"),
+                  "precision": precision, "max_length": max_length, "temperature": predictor.temperature},
+        **{split: evaluate_rows(predictor, rows[split], run_dir / "evaluation" / split, split, uncalibrated=before[split])
+           for split in ("dev", "test")},
     }
+    manifest_path = Path(config.data.prepared_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else None
+    atomic_write_text(model_dir / "README.md", model_card(meta, metrics, to_dict(config), manifest))
     atomic_write_json(run_dir / "metrics.json", metrics)
     _point_latest(run_dir)
     return {"run_dir": str(run_dir), **metrics}
+
+
+def train_seeds(config: Config, seeds: list[int], overwrite: bool = False) -> dict:
+    """Train the same config once per seed; report mean and standard deviation of dev and test macro-F1."""
+    import copy
+
+    base = config.train.run_name or datetime.now().strftime("%Y%m%d-%H%M%S")
+    runs = {}
+    for seed in seeds:
+        one = copy.deepcopy(config)
+        one.train.seed, one.train.run_name = seed, f"{base}-seed{seed}"
+        runs[seed] = train(one, overwrite=overwrite)
+    summary = {"runs": {s: r["run_dir"] for s, r in runs.items()}}
+    for split in ("dev", "test"):
+        scores = np.array([r[split]["macro_f1"] for r in runs.values()])
+        summary[split] = {"macro_f1_mean": round(float(scores.mean()), 4), "macro_f1_std": round(float(scores.std(ddof=1)), 4)
+                          if len(scores) > 1 else 0.0, "macro_f1": [round(float(x), 4) for x in scores]}
+    path = Path(config.train.output_dir) / f"{base}-seeds.json"
+    atomic_write_json(path, summary)
+    return {"summary_path": str(path), **summary}

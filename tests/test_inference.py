@@ -37,7 +37,7 @@ def test_long_paragraph_probabilities_are_the_mean_of_its_windows(tiny_model_dir
     text = " ".join(f"shelling{i} hit depot{i}" for i in range(30))
     ids, _ = predictor.windows([text])
     assert len(ids) > 2
-    per_window = np.stack([predictor.window_probabilities([w])[0] for w in ids])  # each window on its own
+    per_window = np.stack([predictor.combine(predictor.window_logits([w]), [0], 1)[0] for w in ids])  # one by one
     combined = predictor.predict_proba([text])[0]
     assert combined == pytest.approx(per_window.mean(axis=0), abs=1e-4)
 

@@ -1,0 +1,68 @@
+"""Codebooks: outside sources read by path and mapped to our labels; nothing dropped silently."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from event_classifier.errors import EventClassifierError
+from event_classifier.sources import SOURCES_DIR, load_codebook, read_any, read_source
+
+from conftest import LABELS
+
+SHARED = Path("../shared/data")
+CODEBOOKS = sorted(SOURCES_DIR.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CODEBOOKS, ids=[p.stem for p in CODEBOOKS])
+def test_codebooks_map_only_to_our_labels_or_drop(path):
+    codebook = load_codebook(path.stem)
+    assert set(codebook["labels"].values()) <= set(LABELS) | {"drop"}
+    assert codebook["licence"]
+
+
+def test_tsv_source_maps_labels_and_counts_drops(tmp_path):
+    data = tmp_path / "case.tsv"
+    data.write_text("id\tEventSnippet\tSubType\n1\tTroops retook the town.\tGOV_REGAINS_TERIT\n"
+                    "2\tTalks began.\tDIPLO\n3\t \tARMED_CLASH\n")
+    rows, report = read_source("case2021", data, LABELS)
+    assert [(r["label"], r["source_label"]) for r in rows] == [("military_advance", "GOV_REGAINS_TERIT"), ("diplomacy", "DIPLO")]
+    assert report.skipped_empty == 1 and rows[0]["id"] == "case2021-1"
+
+
+def test_json_source_drop_is_counted(tmp_path):
+    data = tmp_path / "p.json"
+    data.write_text('[{"id": "a", "event": "FIGHT", "text": "Rebels fought troops."}, {"id": "b", "event": "DEMAND"}]')
+    rows, report = read_source("plover", data, LABELS)
+    assert len(rows) == 1 and rows[0]["label"] == "attack" and report.dropped_by_codebook == {"DEMAND": 1}
+
+
+def test_unmapped_source_label_is_an_error(tmp_path):
+    data = tmp_path / "case.tsv"
+    data.write_text("id\tEventSnippet\tSubType\n1\tSomething.\tNEW_TYPE\n")
+    with pytest.raises(EventClassifierError, match="NEW_TYPE.*map it"):
+        read_source("case2021", data, LABELS)
+
+
+def test_unknown_source_name_lists_known_ones(tmp_path):
+    with pytest.raises(EventClassifierError, match="known sources: .*case2021"):
+        read_any(f"nosuch={tmp_path / 'x.tsv'}", LABELS)
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is not beside the project")
+@pytest.mark.parametrize("name,file", [("case2021", "case2021_task2_dev.tsv"), ("plover", "plover_gsr_cameo.json"),
+                                       ("cameo", "cameo_class_train.tsv"), ("cameo", "cameo_class_test.tsv")])
+def test_real_sources_read_through_their_codebooks(name, file):
+    rows, report = read_source(name, SHARED / file, LABELS)
+    total = report.kept + report.skipped_empty + sum(report.dropped_by_codebook.values())
+    assert rows and total > 0 and {r["label"] for r in rows} <= set(LABELS)
+    if name == "case2021":
+        assert report.kept == 613 and {r["label"] for r in rows} == set(LABELS)
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is not beside the project")
+def test_news_config_names_existing_shared_files():
+    config = yaml.safe_load(Path("configs/news.yaml").read_text())
+    for name, path in config["data"]["sources"].items():
+        assert Path(path).is_file(), path
+        assert (SOURCES_DIR / f"{name}.yaml").is_file()
