@@ -25,7 +25,7 @@ def command(func):
             return func(argv) or 0
         except EventClassifierError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return exc.exit_code
     return wrapper
 
 

@@ -4,5 +4,7 @@
 class EventClassifierError(Exception):
     """A user-facing error: the message names the file or value and says how to fix it.
 
-    Command lines print it as one line on stderr and exit with code 2.
+    Command lines print it as one line on stderr and exit with `exit_code` (2).
     """
+
+    exit_code = 2

@@ -35,13 +35,20 @@ def build_tiny_bert(texts: list[str], directory: Path, seed: int = 0) -> Path:
 
     It trains in seconds, needs no download, and exercises the same code paths as a real backbone.
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    import re
+    from collections import Counter
 
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    # the vocabulary is chosen here, not by a tokenizers trainer, so that the same texts always give the same model
+    words = Counter(w for t in texts for w in re.findall(r"\w+|[^\w\s]", t.lower()))
+    chars = sorted({c for w in words for c in w})
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    common = [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])) if len(w) > 1][:800]
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(special + chars + [f"##{c}" for c in chars] + common))}
+    tokenizer = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=1000, special_tokens=special))
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
@@ -76,7 +83,12 @@ def resolve_backbone(name: str) -> str:
 
 def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str], seed: int):
     """A sequence-classification model with a fresh head for `labels`, and its tokenizer."""
-    path = build_tiny_bert(texts, work_dir / "tiny_backbone", seed) if name == TINY_RANDOM_BERT else resolve_backbone(name)
+    if name == TINY_RANDOM_BERT:  # built once per run, so a resumed run finds the same vocabulary
+        path = work_dir / "tiny_backbone"
+        if not (path / "config.json").exists():
+            build_tiny_bert(texts, path, seed)
+    else:
+        path = resolve_backbone(name)
     id2label = dict(enumerate(labels))
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)

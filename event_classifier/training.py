@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import shutil
+import signal
+import sys
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset
-from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from event_classifier.calibration import fit_temperature
 from event_classifier.config import Config, save_config, to_dict
@@ -27,6 +29,12 @@ from event_classifier.model import META_FILE, load_backbone, resolve_precision, 
 from event_classifier.reports import model_card
 
 logger = logging.getLogger(__name__)
+
+
+class TrainingInterrupted(EventClassifierError):
+    """Training stopped by Ctrl-C after saving a checkpoint; the message says how to resume."""
+
+    exit_code = 130
 
 
 def prepare_run_dir(config: Config, resume: bool, overwrite: bool) -> Path:
@@ -97,6 +105,33 @@ def calibrate(predictor: Predictor, rows: dict[str, list[dict]], labels: list[st
     return before
 
 
+class GracefulInterrupt(TrainerCallback):
+    """Ctrl-C during training: finish the current step, save a checkpoint, stop, and say how to resume."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _request(self, signum, frame):
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ninterrupt: saving a checkpoint after this step (Ctrl-C again to abort at once)", file=sys.stderr)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.requested:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
 def _point_latest(run_dir: Path) -> None:
     link = run_dir.parent / "latest"
     tmp = run_dir.parent / ".latest.tmp"
@@ -146,8 +181,16 @@ def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict
         compute_metrics=_compute_metrics(config.labels), callbacks=callbacks,
     )
     has_checkpoint = resume and any((run_dir / "checkpoints").glob("checkpoint-*"))
-    result = trainer.train(resume_from_checkpoint=True if has_checkpoint else None)
+    interrupt = GracefulInterrupt()
+    trainer.add_callback(interrupt)
+    with interrupt:
+        result = trainer.train(resume_from_checkpoint=True if has_checkpoint else None)
     atomic_write_jsonl(run_dir / "train_log.jsonl", trainer.state.log_history)
+    if interrupt.requested:
+        raise TrainingInterrupted(
+            f"{run_dir}: training interrupted at step {trainer.state.global_step}, checkpoint saved; continue with: "
+            f"python train.py --config {run_dir / 'config.yaml'} --resume"
+        )
 
     model_dir = run_dir / "model"
     tmp_dir = run_dir / ".model.tmp"
