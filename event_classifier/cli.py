@@ -85,6 +85,8 @@ def train_main(argv: list[str] | None = None) -> int:
         print(f"summary in {summary['summary_path']}")
         return 0
     result = train(config, resume=args.resume, overwrite=args.overwrite)
+    if "dev" not in result:  # a secondary process of a distributed run: the main one reports
+        return 0
     print(f"dev macro-F1 {result['dev']['macro_f1']:.3f}, test macro-F1 {result['test']['macro_f1']:.3f}, "
           f"training {result['train']['runtime_s']} s, temperature {result['train']['temperature']}")
     print(f"run saved in {result['run_dir']} (model in {result['run_dir']}/model)")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from event_classifier.errors import EventClassifierError
-from event_classifier.io import iter_jsonl, read_text_file
+from event_classifier.io import iter_jsonl, read_text_file, read_text_file_head
 
 _BLANK_LINE = re.compile(r"\n\s*\n")
 
@@ -38,9 +38,20 @@ def _records_from_text(name: str, text: str, counts: InputCounts) -> Iterator[di
     counts.paragraphs[name] = index
 
 
-def _records_from_jsonl(name: str, path: Path, text: str, counts: InputCounts) -> Iterator[dict]:
+def _jsonl_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Lines of a JSONL file, read one at a time so that any file size runs in constant memory."""
+    read_text_file_head(path)
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise EventClassifierError(f"{path}:{number}: not UTF-8 text; convert the file, e.g. iconv -f latin1 -t utf-8") from None
+
+
+def _records_from_jsonl(name: str, objects: Iterator[tuple[int, dict]], counts: InputCounts) -> Iterator[dict]:
     index = 0
-    for number, obj in iter_jsonl(path, text):
+    for number, obj in objects:
         if "text" not in obj:
             raise EventClassifierError(f"{name}:{number}: missing 'text' field; each JSONL line needs a 'text'")
         if not isinstance(obj["text"], str) or not obj["text"].strip():
@@ -64,16 +75,15 @@ def read_inputs(inputs: list[str], counts: InputCounts) -> Iterator[dict]:
             if not text.strip():
                 raise EventClassifierError("<stdin>: no text received; pipe an article or give a file")
             if text.lstrip().startswith("{"):
-                yield from _records_from_jsonl("<stdin>", Path("<stdin>"), text, counts)
+                yield from _records_from_jsonl("<stdin>", iter_jsonl("<stdin>", text), counts)
             else:
                 yield from _records_from_text("<stdin>", text, counts)
             continue
         path = Path(spec)
-        text = read_text_file(path)
         if path.suffix == ".jsonl":
-            yield from _records_from_jsonl(spec, path, text, counts)
+            yield from _records_from_jsonl(spec, iter_jsonl(spec, lines=_jsonl_lines(path)), counts)
         elif path.suffix in {".txt", ".md", ""}:
-            yield from _records_from_text(spec, text, counts)
+            yield from _records_from_text(spec, read_text_file(path), counts)
         else:
             raise EventClassifierError(f"{path}: unsupported input type {path.suffix!r}; give .txt, .jsonl or - for stdin")
 

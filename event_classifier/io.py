@@ -48,16 +48,25 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_text_file(path: Path) -> str:
-    """Read a UTF-8 text file (a BOM is accepted) or raise an error that says what is wrong with it."""
+def read_text_file_head(path: Path) -> None:
+    """Check that `path` is an existing, non-empty text file, reading only its start."""
     path = Path(path)
     if not path.exists():
         raise EventClassifierError(f"{path}: file not found; check the path")
     if path.is_dir():
         raise EventClassifierError(f"{path}: is a folder, expected a file")
-    raw = path.read_bytes()
-    if b"\x00" in raw[:8192]:
+    with open(path, "rb") as handle:
+        head = handle.read(8192)
+    if b"\x00" in head:
         raise EventClassifierError(f"{path}: looks like a binary file, expected UTF-8 text (.txt, .jsonl, .csv)")
+    if not head.strip() and path.stat().st_size < 8192:
+        raise EventClassifierError(f"{path}: file is empty; give a file with at least one paragraph")
+
+
+def read_text_file(path: Path) -> str:
+    """Read a UTF-8 text file (a BOM is accepted) or raise an error that says what is wrong with it."""
+    read_text_file_head(path)
+    raw = Path(path).read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -69,10 +78,15 @@ def read_text_file(path: Path) -> str:
     return text
 
 
-def iter_jsonl(path: Path, text: str | None = None) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, object) for each non-blank line; a broken line is an error naming its number."""
-    text = read_text_file(path) if text is None else text
-    for number, line in enumerate(text.splitlines(), start=1):
+def iter_jsonl(path: Path | str, text: str | None = None,
+               lines: Iterable[tuple[int, str]] | None = None) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each non-blank line of `text`, of numbered `lines`, or of the file at `path`.
+
+    A broken line is an error naming its number.
+    """
+    if lines is None:
+        lines = enumerate((read_text_file(Path(path)) if text is None else text).splitlines(), start=1)
+    for number, line in lines:
         if not line.strip():
             continue
         try:

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel
 from transformers import PreTrainedTokenizerFast
+from transformers.utils import logging as hf_logging
 
 from event_classifier.errors import EventClassifierError
 from event_classifier.io import atomic_write_json
@@ -119,6 +120,8 @@ def load_checkpoint(directory: str | Path):
         raise EventClassifierError(f"{directory}: model folder not found; pass a run folder (runs/NAME) or its model/ folder")
     if not (directory / "config.json").exists():
         raise EventClassifierError(f"{directory}: not a model folder (no config.json); pass runs/NAME or runs/NAME/model")
+    hf_logging.disable_progress_bar()  # a saved classifier loads whole: no per-weight bar or load report
+    hf_logging.set_verbosity_error()
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
         model = AutoModelForSequenceClassification.from_pretrained(directory)

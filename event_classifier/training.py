@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -37,10 +38,24 @@ class TrainingInterrupted(EventClassifierError):
     exit_code = 130
 
 
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) under torchrun or accelerate launch; (0, 1) for a plain run."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def prepare_run_dir(config: Config, resume: bool, overwrite: bool) -> Path:
-    """runs/<name>/: new unless --resume (continue it) or --overwrite (start it afresh)."""
+    """runs/<name>/: new unless --resume (continue it) or --overwrite (start it afresh).
+
+    With several processes, rank 0 alone checks and creates the folder; the others only use its name.
+    """
     root = Path(config.train.output_dir)
     name = config.train.run_name
+    rank, world = process_rank()
+    if world > 1 and name is None and not resume:
+        raise EventClassifierError("several training processes need one folder: set --train.run_name=NAME")
+    if rank != 0:
+        config.train.run_name = name or (root / "latest").resolve().name
+        return root / config.train.run_name
     if name is None and resume:
         latest = root / "latest"
         if not latest.exists():
@@ -143,18 +158,21 @@ def _point_latest(run_dir: Path) -> None:
 def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict:
     """Fine-tune on the prepared train split; keep the best dev checkpoint; evaluate it on dev and test."""
     run_dir = prepare_run_dir(config, resume, overwrite)
+    main_process = process_rank()[0] == 0
     set_seed(config.train.seed)
     rows = {name: load_split(config, name) for name in SPLITS}
     label_ids = {label: i for i, label in enumerate(config.labels)}
     texts = [r["text"] for r in rows["train"]]
-    model, tokenizer = load_backbone(config.model.name, config.labels, run_dir, texts, config.train.seed)
+    work_dir = run_dir if main_process else Path(tempfile.mkdtemp(prefix="event_classifier_rank"))
+    model, tokenizer = load_backbone(config.model.name, config.labels, work_dir, texts, config.train.seed)
     max_length = choose_max_length(tokenizer, model, texts, config.model.max_length)
     config.model.max_length = max_length
     precision = resolve_precision(config.train.precision)
-    save_config(config, run_dir / "config.yaml")
     data_files = {name: str(Path(config.data.prepared_dir) / f"{name}.jsonl") for name in SPLITS}
-    atomic_write_json(run_dir / "data.json", {name: {"path": p, "sha256": sha256_of(Path(p)), "rows": len(rows[name])}
-                                               for name, p in data_files.items()})
+    if main_process:
+        save_config(config, run_dir / "config.yaml")
+        atomic_write_json(run_dir / "data.json", {name: {"path": p, "sha256": sha256_of(Path(p)), "rows": len(rows[name])}
+                                                   for name, p in data_files.items()})
 
     def encode(split: str) -> Dataset:
         data = Dataset.from_dict({"text": [r["text"] for r in rows[split]], "label": [label_ids[r["label"]] for r in rows[split]]})
@@ -185,6 +203,8 @@ def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict
     trainer.add_callback(interrupt)
     with interrupt:
         result = trainer.train(resume_from_checkpoint=True if has_checkpoint else None)
+    if not trainer.is_world_process_zero():  # the main process alone exports, calibrates and evaluates
+        return {"run_dir": str(run_dir), "rank": process_rank()[0]}
     atomic_write_jsonl(run_dir / "train_log.jsonl", trainer.state.log_history)
     if interrupt.requested:
         raise TrainingInterrupted(

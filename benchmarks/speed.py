@@ -1,0 +1,162 @@
+"""Speed benchmark: training and prediction throughput, Hugging Face defaults against ours, on the same data.
+
+    python benchmarks/speed.py [--model runs/latest] [--train-steps 6] [--predict-n 512] [--profile]
+
+Prints paragraphs/s for both setups and their ratio, achieved matmul GFLOP/s of our training step against this
+machine's measured bf16 matmul peak, int8 prediction speed and macro-F1 change (with --model), and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from event_classifier.config import load_config  # noqa: E402
+from event_classifier.data import load_split  # noqa: E402
+from event_classifier.model import load_backbone, resolve_precision  # noqa: E402
+
+
+def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def training_flops(model, input_ids: torch.Tensor) -> float:
+    """Matmul FLOPs of one forward+backward pass: 6 x (non-embedding weights) x tokens, plus attention scores."""
+    config = model.config
+    weights = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n and p.dim() == 2)
+    batch, length = input_ids.shape
+    attention = 2 * 2 * batch * length * length * config.hidden_size * config.num_hidden_layers
+    return 3 * (2 * weights * batch * length + attention)
+
+
+def batches(tokenizer, texts, labels, batch_size, max_length, pad_to_max, group_by_length, seed=0):
+    order = np.random.default_rng(seed).permutation(len(texts))
+    if group_by_length:  # like Trainer's length-grouped sampler: sort within mega-batches of 50 batches
+        lengths = np.array([len(tokenizer(t, truncation=True, max_length=max_length)["input_ids"]) for t in texts])
+        mega = batch_size * 50
+        order = np.concatenate([sorted(order[i:i + mega], key=lambda j: -lengths[j]) for i in range(0, len(order), mega)])
+    for start in range(0, len(order), batch_size):
+        chosen = order[start:start + batch_size]
+        encoded = tokenizer([texts[i] for i in chosen], truncation=True, max_length=max_length,
+                            padding="max_length" if pad_to_max else "longest", return_tensors="pt")
+        encoded["labels"] = torch.tensor([labels[i] for i in chosen])
+        yield encoded
+
+
+def time_training(model, batch_iter, steps: int, bf16: bool) -> tuple[float, int, float]:
+    """Seconds for `steps` optimizer steps (after one warm-up step), paragraphs seen, FLOPs done."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
+    model.train()
+    seen, flops, elapsed = 0, 0.0, 0.0
+    for step, batch in enumerate(batch_iter):
+        if step > steps:
+            break
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if step:  # step 0 warms up
+            elapsed += time.perf_counter() - start
+            seen += len(batch["labels"])
+            flops += training_flops(model, batch["input_ids"])
+    return elapsed, seen, flops
+
+
+def time_prediction_hf_default(model, tokenizer, texts, batch_size=32) -> float:
+    model.eval()
+    start = time.perf_counter()
+    with torch.no_grad():
+        for i in range(0, len(texts), batch_size):
+            model(**tokenizer(texts[i:i + batch_size], truncation=True, max_length=512, padding="max_length", return_tensors="pt"))
+    return len(texts) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--model", default=None, help="a trained run/model folder: adds prediction and int8 macro-F1 figures")
+    parser.add_argument("--train-steps", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--predict-n", type=int, default=512)
+    parser.add_argument("--profile", action="store_true", help="torch profiler table of our training step")
+    parser.add_argument("--output", default=None, help="also write the figures as JSON")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    config = load_config(args.config)
+    rows = load_split(config, "train")
+    texts = [r["text"] for r in rows]
+    label_ids = [config.labels.index(r["label"]) for r in rows]
+    results: dict = {"threads": torch.get_num_threads(), "precision_auto": resolve_precision("auto")}
+    results["peak_gflops"] = {"fp32": round(matmul_peak_gflops(torch.float32), 1), "bf16": round(matmul_peak_gflops(torch.bfloat16), 1)}
+    print(f"matmul peak (2048^3): fp32 {results['peak_gflops']['fp32']} GFLOP/s, bf16 {results['peak_gflops']['bf16']} GFLOP/s")
+
+    from event_classifier.training import choose_max_length
+
+    work = Path("/tmp/ec_bench")
+    ours_bf16 = results["precision_auto"] == "bf16"
+    for name, pad_to_max, group, bf16 in (("hf_default", True, False, False), ("ours", False, True, ours_bf16)):
+        model, tokenizer = load_backbone(config.model.name, config.labels, work, texts, seed=0)
+        max_length = 512 if pad_to_max else choose_max_length(tokenizer, model, texts, config.model.max_length)
+        elapsed, seen, flops = time_training(
+            model, batches(tokenizer, texts, label_ids, args.batch_size, max_length, pad_to_max, group), args.train_steps, bf16)
+        results[f"train_{name}"] = {"paragraphs_per_s": round(seen / elapsed, 1), "max_length": max_length,
+                                    "achieved_gflops": round(flops / elapsed / 1e9, 1), "bf16": bf16}
+        print(f"training {name:10s}: {seen / elapsed:7.1f} paragraphs/s (max_length {max_length}, bf16 {bf16}), "
+              f"{flops / elapsed / 1e9:.0f} GFLOP/s achieved")
+    ratio = results["train_ours"]["paragraphs_per_s"] / results["train_hf_default"]["paragraphs_per_s"]
+    peak = results["peak_gflops"]["bf16" if ours_bf16 else "fp32"]
+    results["train_speedup"] = round(ratio, 2)
+    results["train_ours"]["share_of_peak"] = round(results["train_ours"]["achieved_gflops"] / peak, 3)
+    print(f"training speed-up {ratio:.2f}x; our step reaches {results['train_ours']['share_of_peak']:.0%} of the matmul peak")
+    if args.profile:
+        model, tokenizer = load_backbone(config.model.name, config.labels, work, texts, seed=0)
+        max_length = choose_max_length(tokenizer, model, texts, config.model.max_length)
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+            time_training(model, batches(tokenizer, texts, label_ids, args.batch_size, max_length, False, True), 3, ours_bf16)
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+    predict_texts = (texts * (args.predict_n // len(texts) + 1))[: args.predict_n]
+    model, tokenizer = load_backbone(config.model.name, config.labels, work, texts, seed=0)
+    hf = time_prediction_hf_default(model, tokenizer, predict_texts[: max(64, args.predict_n // 4)])
+    results["predict_hf_default"] = round(hf, 1)
+    print(f"prediction hf_default: {hf:7.1f} paragraphs/s (fp32, padding to 512)")
+    if args.model:
+        from event_classifier.evaluation import score_predictions
+        from event_classifier.inference import Predictor
+
+        test = load_split(config, "test")
+        for name, quantize in (("ours", False), ("ours_int8", True)):
+            predictor = Predictor(args.model, quantize=quantize)
+            predictor.predict(predict_texts[:64])  # warm-up
+            start = time.perf_counter()
+            predictor.predict(predict_texts)
+            speed = args.predict_n / (time.perf_counter() - start)
+            f1 = score_predictions(test, predictor.predict_proba([r["text"] for r in test]), predictor.labels)["macro_f1"]
+            results[f"predict_{name}"] = {"paragraphs_per_s": round(speed, 1), "test_macro_f1": round(f1, 4),
+                                          "precision": predictor.precision}
+            print(f"prediction {name:10s}: {speed:7.1f} paragraphs/s ({predictor.precision}{', int8' if quantize else ''}), "
+                  f"test macro-F1 {f1:.4f}, speed-up {speed / hf:.1f}x")
+    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(f"peak RSS {results['peak_rss_mb']} MB")
+    if args.output:
+        Path(args.output).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
