@@ -103,6 +103,7 @@ def main() -> None:
     texts = [r["text"] for r in rows]
     label_ids = [config.labels.index(r["label"]) for r in rows]
     results: dict = {"threads": torch.get_num_threads(), "precision_auto": resolve_precision("auto")}
+    print(f"precision auto -> {results['precision_auto']} on this machine")
     results["peak_gflops"] = {"fp32": round(matmul_peak_gflops(torch.float32), 1), "bf16": round(matmul_peak_gflops(torch.bfloat16), 1)}
     print(f"matmul peak (2048^3): fp32 {results['peak_gflops']['fp32']} GFLOP/s, bf16 {results['peak_gflops']['bf16']} GFLOP/s")
 
@@ -110,7 +111,9 @@ def main() -> None:
 
     work = Path("/tmp/ec_bench")
     ours_bf16 = results["precision_auto"] == "bf16"
-    for name, pad_to_max, group, bf16 in (("hf_default", True, False, False), ("ours", False, True, ours_bf16)):
+    other = "fp32" if ours_bf16 else "bf16"  # the precision `auto` did not pick, measured for comparison
+    variants = (("hf_default", True, False, False), ("ours", False, True, ours_bf16), (f"ours_{other}", False, True, not ours_bf16))
+    for name, pad_to_max, group, bf16 in variants:
         model, tokenizer = load_backbone(config.model.name, config.labels, work, texts, seed=0)
         max_length = 512 if pad_to_max else choose_max_length(tokenizer, model, texts, config.model.max_length)
         elapsed, seen, flops = time_training(
@@ -141,8 +144,8 @@ def main() -> None:
         from event_classifier.inference import Predictor
 
         test = load_split(config, "test")
-        for name, quantize in (("ours", False), ("ours_int8", True)):
-            predictor = Predictor(args.model, quantize=quantize)
+        for name, quantize, precision in (("ours", False, "auto"), (f"ours_{other}", False, other), ("ours_int8", True, "fp32")):
+            predictor = Predictor(args.model, quantize=quantize, precision=precision)
             predictor.predict(predict_texts[:64])  # warm-up
             start = time.perf_counter()
             predictor.predict(predict_texts)

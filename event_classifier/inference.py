@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -29,7 +30,9 @@ class Predictor:
         self.precision = resolve_precision(precision)
         self.min_confidence = min_confidence
         if quantize:  # int8 weights for nn.Linear, computed in int8 on the CPU: several times faster, fp32 elsewhere
-            self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
+            with warnings.catch_warnings():  # torch marks the int8 tensor API deprecated; it is still the fast CPU path
+                warnings.simplefilter("ignore", UserWarning)
+                self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
             self.precision = "fp32"
 
     def windows(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:

@@ -53,3 +53,18 @@ def tiny_args(tmp_path: Path, corpus_dir: Path) -> list[str]:
 def _project_root(monkeypatch):
     """Tests run from the project root, as the README's commands do."""
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+
+
+def train_tiny_run(tmp: Path, epochs: int = 3) -> tuple[Path, Path]:
+    """prepare -> train through the command-line entry points on the inline corpus; returns (corpus, run folder)."""
+    import os
+
+    from event_classifier.cli import prepare_main, train_main
+
+    corpus = write_jsonl(tmp / "paragraphs" / "c.jsonl", make_corpus())
+    args = ["--config", "configs/tiny.yaml", f"--data.paragraphs={corpus}", f"--data.prepared_dir={tmp / 'prepared'}",
+            f"--train.output_dir={tmp / 'runs'}", "--train.run_name=r1", f"--train.epochs={epochs}"]
+    os.chdir(Path(__file__).resolve().parent.parent)
+    assert prepare_main(args) == 0
+    assert train_main(args) == 0
+    return corpus, tmp / "runs" / "r1"

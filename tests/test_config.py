@@ -52,3 +52,14 @@ def test_bad_precision_is_an_error():
 def test_missing_config_file():
     with pytest.raises(EventClassifierError, match="not found"):
         load_config("configs/nope.yaml")
+
+
+def test_auto_precision_picks_the_faster_of_bf16_and_fp32(monkeypatch):
+    from event_classifier import model
+
+    monkeypatch.setattr(model.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(model, "bf16_speedup_on_cpu", lambda: 0.5)
+    assert model.resolve_precision("auto") == "fp32"
+    monkeypatch.setattr(model, "bf16_speedup_on_cpu", lambda: 4.0)
+    assert model.resolve_precision("auto") == "bf16"
+    assert model.resolve_precision("fp32") == "fp32"

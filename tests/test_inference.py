@@ -61,3 +61,29 @@ def test_batching_and_sorting_do_not_change_results(tiny_model_dir):
 def test_split_into_paragraphs_joins_lines_and_splits_on_blank_lines():
     text = "First line\ncontinues here.\n\n  \nSecond paragraph.\r\n\r\nThird."
     assert [p for p in split_into_paragraphs(text) if p] == ["First line continues here.", "Second paragraph.", "Third."]
+
+
+def test_predict_records_streams_its_input_in_chunks(tiny_model_dir):
+    """A huge input is never read whole: the first result arrives after one chunk of records was pulled."""
+    pulled = []
+
+    def records():
+        for i in range(10_000):
+            pulled.append(i)
+            yield {"source": "s", "paragraph": i, "text": f"Troops entered village {i}."}
+
+    stream = Predictor(tiny_model_dir).predict_records(records(), chunk_size=16)
+    first = next(stream)
+    assert first["paragraph"] == 0 and first["label"] in LABELS
+    assert len(pulled) <= 17
+
+
+def test_min_confidence_routes_uncertain_predictions_to_other(tiny_model_dir):
+    strict = Predictor(tiny_model_dir, min_confidence=0.99).predict(["Troops took the town."])[0]
+    assert strict["label"] == "other" and strict["low_confidence"] is True
+    assert strict["score"] == max(strict["probs"].values())  # the probabilities themselves are kept
+
+
+def test_int8_quantized_predictor_gives_probabilities(tiny_model_dir):
+    result = Predictor(tiny_model_dir, quantize=True).predict(["Rockets hit the depot."])[0]
+    assert result["label"] in LABELS and sum(result["probs"].values()) == pytest.approx(1, abs=1e-4)

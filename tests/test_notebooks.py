@@ -1,7 +1,6 @@
 """The notebooks run top to bottom on a tiny run and show real content; the committed copies carry no outputs."""
 
 import json
-import os
 from pathlib import Path
 
 import nbformat
@@ -9,7 +8,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from conftest import LABELS
+from conftest import LABELS, train_tiny_run
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -19,19 +18,10 @@ ERROR_ANALYSIS = ROOT / "notebooks" / "02_error_analysis.ipynb"
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    """One tiny training run, as in test_pipeline.py: prepared splits, a run folder and its evaluation files."""
-    from conftest import make_corpus, write_jsonl
-
-    from event_classifier.cli import prepare_main, train_main
-
+    """One tiny training run: prepared splits, a run folder and its evaluation files."""
     tmp = tmp_path_factory.mktemp("notebooks")
-    corpus = write_jsonl(tmp / "paragraphs" / "c.jsonl", make_corpus())
-    args = ["--config", "configs/tiny.yaml", f"--data.paragraphs={corpus}", f"--data.prepared_dir={tmp / 'prepared'}",
-            f"--train.output_dir={tmp / 'runs'}", "--train.run_name=r1", "--train.epochs=3"]
-    os.chdir(ROOT)
-    assert prepare_main(args) == 0
-    assert train_main(args) == 0
-    return tmp, corpus, tmp / "runs" / "r1"
+    corpus, run = train_tiny_run(tmp)
+    return tmp, corpus, run
 
 
 def run_notebook(path: Path, **parameters) -> nbformat.NotebookNode:

@@ -13,7 +13,7 @@ import yaml
 from event_classifier.cli import evaluate_main, predict_main, prepare_main, train_main
 from event_classifier.inference import Predictor
 
-from conftest import LABELS
+from conftest import LABELS, train_tiny_run
 
 ARTICLE = "Troops captured the ridge town\nafter a night march.\n\nRockets hit the depot, killing two.\n\nEnvoys met for talks."
 
@@ -21,17 +21,9 @@ ARTICLE = "Troops captured the ridge town\nafter a night march.\n\nRockets hit t
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """One tiny training run shared by the tests below."""
-    from conftest import make_corpus, write_jsonl
-
     tmp = tmp_path_factory.mktemp("pipeline")
-    corpus = write_jsonl(tmp / "paragraphs" / "c.jsonl", make_corpus())
-    args = ["--config", "configs/tiny.yaml", f"--data.paragraphs={corpus}", f"--data.prepared_dir={tmp / 'prepared'}",
-            f"--train.output_dir={tmp / 'runs'}", "--train.run_name=r1", "--train.epochs=3"]
-    import os
-    os.chdir(Path(__file__).resolve().parent.parent)
-    assert prepare_main(args) == 0
-    assert train_main(args) == 0
-    return tmp, tmp / "runs" / "r1"
+    _, run = train_tiny_run(tmp)
+    return tmp, run
 
 
 def test_run_folder_holds_config_labels_hashes_logs_metrics(trained_run):
@@ -130,3 +122,40 @@ def test_existing_run_is_not_overwritten_without_a_flag(trained_run, capsys):
 def test_every_command_line_has_help(script):
     done = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "usage" in done.stdout
+
+
+def test_run_has_calibration_model_card_and_reports(trained_run):
+    _, run = trained_run
+    meta = json.loads((run / "model" / "event_classifier.json").read_text())
+    assert 0.05 <= meta["temperature"] <= 20
+    card = (run / "model" / "README.md").read_text()
+    for fragment in ("## Intended use and limits", "`military_advance`", "## Training data", "macro-F1", "T = ", "```yaml"):
+        assert fragment in card
+    test = json.loads((run / "metrics.json").read_text())["test"]
+    assert test["macro_f1_ci95"][0] <= test["macro_f1"] <= test["macro_f1_ci95"][1]
+    assert 0 <= test["ece"] <= 1 and "ece_uncalibrated" in test and test["coverage_curve"][0]["coverage"] == 1.0
+    for name in ("errors.md", "reliability.png", "coverage.png", "confusion_matrix.png"):
+        assert (run / "evaluation" / "test" / name).exists(), name
+
+
+def test_several_models_and_the_baseline_side_by_side(trained_run, tmp_path, capsys):
+    _, run = trained_run
+    out = tmp_path / "cmp"
+    assert evaluate_main([str(run), str(run / "model"), "--baseline", "--output-dir", str(out)]) == 0
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert set(comparison["results"]) == {str(run), str(run / "model"), "tfidf-logreg baseline"}
+    assert "| tfidf-logreg baseline |" in (out / "comparison.md").read_text()
+
+
+def test_seeds_give_mean_and_std(tmp_path):
+    from conftest import make_corpus, write_jsonl
+
+    corpus = write_jsonl(tmp_path / "p" / "c.jsonl", make_corpus())
+    args = ["--config", "configs/tiny.yaml", f"--data.paragraphs={corpus}", f"--data.prepared_dir={tmp_path / 'prep'}",
+            f"--train.output_dir={tmp_path / 'runs'}", "--train.run_name=s"]
+    assert prepare_main(args) == 0
+    assert train_main(args + ["--seeds", "1,2"]) == 0
+    summary = json.loads((tmp_path / "runs" / "s-seeds.json").read_text())
+    assert len(summary["test"]["macro_f1"]) == 2 and summary["test"]["macro_f1_std"] >= 0
+    assert summary["test"]["macro_f1_mean"] == pytest.approx(sum(summary["test"]["macro_f1"]) / 2, abs=1e-4)
+    assert (tmp_path / "runs" / "s-seed1" / "model").is_dir() and (tmp_path / "runs" / "s-seed2" / "model").is_dir()

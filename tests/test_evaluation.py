@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from event_classifier.calibration import coverage_curve, expected_calibration_error, fit_temperature
+from event_classifier.comparison import comparison_table
+from event_classifier.metrics import bootstrap_macro_f1, classification_metrics
+from event_classifier.reports import error_report
+
+from conftest import LABELS
+
+
+class _Combiner:
+    """The part of Predictor that fit_temperature uses: softmax(logits / T) averaged per text."""
+
+    def combine(self, logits, owner, n, temperature=1.0):
+        scaled = logits / temperature
+        probs = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+        return probs / probs.sum(axis=1, keepdims=True)
+
+
+def test_ece_is_zero_when_confidence_matches_accuracy_and_large_when_overconfident():
+    y = np.array([0, 0, 0, 1])
+    calibrated = np.array([[0.75, 0.25]] * 4)  # 75 % confident, 75 % right
+    assert expected_calibration_error(calibrated, y) == pytest.approx(0.0)
+    overconfident = np.array([[0.99, 0.01]] * 4)
+    assert expected_calibration_error(overconfident, y) == pytest.approx(0.24)
+
+
+def test_fit_temperature_recovers_the_temperature_that_generated_the_labels():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=4.0, size=(4000, 4))
+    true_probs = _Combiner().combine(logits, None, None, temperature=2.5)
+    y = np.array([rng.choice(4, p=p) for p in true_probs])
+    assert fit_temperature(_Combiner(), logits, list(range(4000)), y) == pytest.approx(2.5, rel=0.1)
+
+
+def test_coverage_curve_starts_at_full_coverage_and_shrinks():
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.55, 0.45], [0.3, 0.7]])
+    curve = coverage_curve(probs, np.array([0, 1, 0, 1]))
+    assert curve[0]["coverage"] == 1.0 and curve[0]["precision"] == 0.75
+    assert [c["coverage"] for c in curve] == sorted((c["coverage"] for c in curve), reverse=True)
+    at_07 = next(c for c in curve if c["min_confidence"] >= 0.7)
+    assert at_07["precision"] == 1.0
+
+
+def test_bootstrap_interval_brackets_the_point_estimate():
+    rng = np.random.default_rng(1)
+    y_true = list(rng.choice(LABELS, 300))
+    y_pred = [t if rng.random() < 0.8 else LABELS[0] for t in y_true]
+    low, high = bootstrap_macro_f1(y_true, y_pred, LABELS, rounds=300)
+    point = classification_metrics(y_true, y_pred, LABELS)["macro_f1"]
+    assert low < point < high and high - low < 0.2
+
+
+def _metrics(f1):
+    per_class = {label: {"f1": f1} for label in LABELS}
+    return {"macro_f1": f1, "macro_f1_ci95": (f1 - 0.05, f1 + 0.05), "accuracy": f1, "ece": 0.1, "per_class": per_class}
+
+
+def test_comparison_table_is_sorted_by_macro_f1():
+    table = comparison_table({"weak": _metrics(0.5), "strong": _metrics(0.9)}, LABELS)
+    rows = [line for line in table.splitlines() if line.startswith("| weak") or line.startswith("| strong")]
+    assert rows[0].startswith("| strong") and "0.850-0.950" in rows[0]
+
+
+def test_error_report_lists_confident_mistakes_first_with_texts():
+    rows = [{"text": "Troops took Kerel.", "label": "military_advance"}, {"text": "Talks in Oslo.", "label": "diplomacy"},
+            {"text": "Shelling hit Amar.", "label": "attack"}]
+    predictions = [{"label": "attack", "score": 0.6}, {"label": "other", "score": 0.95}, {"label": "attack", "score": 0.9}]
+    report = error_report(rows, predictions, {"macro_f1": 0.3, "accuracy": 0.33}, "dev")
+    assert "2 of 3 paragraphs wrong" in report
+    assert report.index("Talks in Oslo.") < report.index("Troops took Kerel.")
+    assert "### diplomacy read as other (1)" in report and "Shelling hit Amar." not in report
