@@ -16,6 +16,19 @@ LABEL_SUMMARIES = {  # one line each from data/GUIDELINES.md
 }
 
 
+def source_licence(source: str) -> str:
+    """Our own paragraphs are the project's; an outside source's licence is in its codebook."""
+    if source == "authored":
+        return "original text of this project"
+    from event_classifier.errors import EventClassifierError
+    from event_classifier.sources import load_codebook
+
+    try:
+        return load_codebook(source).get("licence", "see data/README.md")
+    except EventClassifierError:  # a card is still written when a codebook has gone
+        return "see data/README.md"
+
+
 def _clip(text: str, limit: int = 300) -> str:
     text = text.replace("|", "\\|")
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -60,17 +73,18 @@ def model_card(meta: dict, metrics: dict, config: dict, data_manifest: dict | No
     lines += [f"| `{label}` | {LABEL_SUMMARIES.get(label, '')} |" for label in meta["labels"]]
     lines += ["", "## Training data", ""]
     if data_manifest:
-        lines += ["| file | rows kept | sha256 |", "|---|---|---|"]
-        lines += [f"| {i['path']} ({i['source']}) | {i['kept']} | `{i['sha256'][:16]}…` |" for i in data_manifest["inputs"]]
+        lines += ["| file | rows kept | licence | sha256 |", "|---|---|---|---|"]
+        lines += [f"| {i['path']} ({i['source']}) | {i['kept']} | {source_licence(i['source'])} | `{i['sha256'][:16]}…` |"
+                  for i in data_manifest["inputs"]]
         lines += ["", "| split | paragraphs | labels |", "|---|---|---|"]
         lines += [f"| {n} | {s['rows']} | {s['labels']} |" for n, s in data_manifest["splits"].items()]
-        lines += ["", "Licences: our own paragraphs are the project's; outside sources as listed in data/README.md."]
     lines += [
         "", "## Metrics", "",
         "| split | macro-F1 (95 % CI) | accuracy | ECE |", "|---|---|---|---|",
         *(f"| {n} | {m['macro_f1']:.3f} ({m['macro_f1_ci95'][0]:.3f}-{m['macro_f1_ci95'][1]:.3f}) | {m['accuracy']:.3f} "
           f"| {m['ece']:.3f} |" for n, m in (("dev", dev), ("test", test))),
-        "", f"Produced by `python train.py --config <run>/config.yaml`; re-check with `python evaluate.py {meta['run']}`.",
+        "", f"Written by `python train.py` at the end of training; reproduce with `python train.py --config "
+            f"{meta['run']}/config.yaml --train.run_name=NEW_NAME`, re-check with `python evaluate.py {meta['run']}`.",
         "", "## Calibration", "",
         f"Temperature scaling fitted on dev: T = {meta.get('temperature', 1.0)}. Test ECE "
         f"{test.get('ece_uncalibrated', test['ece']):.3f} before, {test['ece']:.3f} after. `predict.py --min-confidence X` "
