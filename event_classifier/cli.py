@@ -123,7 +123,7 @@ def predict_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="run folder (runs/NAME) or model folder")
     parser.add_argument("inputs", nargs="+", help=".txt articles (blank line between paragraphs), .jsonl with 'text', or - for stdin")
     parser.add_argument("--output", default=None, help="output file (default: stdout)")
-    parser.add_argument("--format", choices=["jsonl", "csv"], default=None, help="default: from --output's suffix, else jsonl")
+    parser.add_argument("--format", choices=["jsonl", "csv"], default=None, help="default: from --output's suffix, else jsonl; CSV columns come from the first row")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--min-confidence", type=float, default=0.0,
                         help="route predictions whose probability is below this to 'other' and flag them")

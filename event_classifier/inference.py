@@ -95,9 +95,9 @@ class Predictor:
             "score": round(float(probs[best]), 6),
             "probs": {label: round(float(v), 6) for label, v in zip(self.labels, probs)},
         }
-        if self.min_confidence and probs[best] < self.min_confidence:
-            result["low_confidence"] = True
-            if FALLBACK_LABEL in self.labels:
+        if self.min_confidence:  # every row carries the flag, so CSV columns stay the same
+            result["low_confidence"] = bool(probs[best] < self.min_confidence)
+            if result["low_confidence"] and FALLBACK_LABEL in self.labels:
                 result["label"] = FALLBACK_LABEL
         return result
 

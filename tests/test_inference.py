@@ -87,3 +87,8 @@ def test_min_confidence_routes_uncertain_predictions_to_other(tiny_model_dir):
 def test_int8_quantized_predictor_gives_probabilities(tiny_model_dir):
     result = Predictor(tiny_model_dir, quantize=True).predict(["Rockets hit the depot."])[0]
     assert result["label"] in LABELS and sum(result["probs"].values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_min_confidence_flags_every_row_so_csv_columns_are_stable(tiny_model_dir):
+    results = Predictor(tiny_model_dir, min_confidence=0.3).predict(["Troops took the town.", "Talks opened."])
+    assert all(isinstance(r["low_confidence"], bool) for r in results)
