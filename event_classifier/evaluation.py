@@ -70,6 +70,6 @@ def evaluate_rows(predictor: Predictor, rows: list[dict], output_dir: Path | Non
 
 
 def data_name(spec: str) -> str:
-    """A folder-safe name for an evaluation data set: `case2021` for case2021=PATH, the file stem otherwise."""
+    """A folder-safe name for an evaluation data set: `case` for case=PATH, the file stem otherwise."""
     name = spec.partition("=")[0] if "=" in spec and not Path(spec).exists() else Path(spec).stem
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)

@@ -168,7 +168,7 @@ def parse_source_spec(spec: str) -> tuple[str, Path]:
     """Split a `NAME=PATH` command-line value."""
     name, sep, path = spec.partition("=")
     if not sep or not name or not path:
-        raise EventClassifierError(f"--source {spec!r}: expected NAME=PATH, e.g. case2021=../shared/data/case2021_task2_dev.tsv")
+        raise EventClassifierError(f"--source {spec!r}: expected NAME=PATH, e.g. case=../shared/data/case2021_task2_dev.tsv")
     return name, Path(path)
 
 

@@ -76,7 +76,7 @@ def test_data_exploration_shows_balance_lengths_and_duplicates(trained_run):
     duplicates = text_of(notebook, "duplicates")
     assert "prepare.py reported:" in duplicates and "exact_duplicates_removed" in duplicates
     assert "spanning more than one data set: 0" in duplicates  # prepare keeps articles and copies in one split
-    assert "case2021" in text_of(notebook, "load") and "not found" in text_of(notebook, "load")
+    assert "case" in text_of(notebook, "load") and "not found" in text_of(notebook, "load")
 
 
 def test_error_analysis_shows_the_run_metrics_and_mistakes(trained_run):

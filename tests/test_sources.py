@@ -25,9 +25,9 @@ def test_tsv_source_maps_labels_and_counts_drops(tmp_path):
     data = tmp_path / "case.tsv"
     data.write_text("id\tEventSnippet\tSubType\n1\tTroops retook the town.\tGOV_REGAINS_TERIT\n"
                     "2\tTalks began.\tDIPLO\n3\t \tARMED_CLASH\n")
-    rows, report = read_source("case2021", data, LABELS)
+    rows, report = read_source("case", data, LABELS)
     assert [(r["label"], r["source_label"]) for r in rows] == [("military_advance", "GOV_REGAINS_TERIT"), ("diplomacy", "DIPLO")]
-    assert report.skipped_empty == 1 and rows[0]["id"] == "case2021-1"
+    assert report.skipped_empty == 1 and rows[0]["id"] == "case-1"
 
 
 def test_json_source_drop_is_counted(tmp_path):
@@ -41,22 +41,22 @@ def test_unmapped_source_label_is_an_error(tmp_path):
     data = tmp_path / "case.tsv"
     data.write_text("id\tEventSnippet\tSubType\n1\tSomething.\tNEW_TYPE\n")
     with pytest.raises(EventClassifierError, match="NEW_TYPE.*map it"):
-        read_source("case2021", data, LABELS)
+        read_source("case", data, LABELS)
 
 
 def test_unknown_source_name_lists_known_ones(tmp_path):
-    with pytest.raises(EventClassifierError, match="known sources: .*case2021"):
+    with pytest.raises(EventClassifierError, match="known sources: .*case"):
         read_any(f"nosuch={tmp_path / 'x.tsv'}", LABELS)
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is not beside the project")
-@pytest.mark.parametrize("name,file", [("case2021", "case2021_task2_dev.tsv"), ("plover", "plover_gsr_cameo.json"),
+@pytest.mark.parametrize("name,file", [("case", "case2021_task2_dev.tsv"), ("plover", "plover_gsr_cameo.json"),
                                        ("cameo", "cameo_class_train.tsv"), ("cameo", "cameo_class_test.tsv")])
 def test_real_sources_read_through_their_codebooks(name, file):
     rows, report = read_source(name, SHARED / file, LABELS)
     total = report.kept + report.skipped_empty + sum(report.dropped_by_codebook.values())
     assert rows and total > 0 and {r["label"] for r in rows} <= set(LABELS)
-    if name == "case2021":
+    if name == "case":
         assert report.kept == 613 and {r["label"] for r in rows} == set(LABELS)
 
 
