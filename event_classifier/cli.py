@@ -33,7 +33,7 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None
     """Known options go to argparse; `--section.key=value` items become config overrides."""
     parser.add_argument("--config", default=None, help="YAML config (default: configs/default.yaml)")
     args, rest = parser.parse_known_args(argv)
-    overrides = [item for item in rest if item.startswith("--") and "=" in item and "." in item.split("=", 1)[0]]
+    overrides = [item for item in rest if item.startswith("--") and "=" in item]  # the config rejects unknown keys
     unknown = [item for item in rest if item not in overrides]
     if unknown:
         parser.error(f"unrecognised arguments: {' '.join(unknown)} ({OVERRIDE_HELP})")

@@ -77,6 +77,25 @@ def prepare_run_dir(config: Config, resume: bool, overwrite: bool) -> Path:
     return run_dir
 
 
+def check_resume_matches(run_dir: Path, config: Config, data_record: dict) -> None:
+    """A resumed run must see the labels and the data it started with, or its checkpoints mean something else."""
+    import yaml
+
+    saved_config = run_dir / "config.yaml"
+    if saved_config.exists():
+        labels = (yaml.safe_load(saved_config.read_text(encoding="utf-8")) or {}).get("labels")
+        if labels and labels != config.labels:
+            raise EventClassifierError(f"{saved_config}: the run was trained with labels {labels}, not {config.labels}; "
+                                       "resume with the run's own config or start a new run")
+    saved_data = run_dir / "data.json"
+    if saved_data.exists():
+        before = json.loads(saved_data.read_text(encoding="utf-8"))
+        changed = [name for name, item in data_record.items() if before.get(name, {}).get("sha256") != item["sha256"]]
+        if changed:
+            raise EventClassifierError(f"{saved_data}: the {', '.join(changed)} split(s) changed since the run started; "
+                                       "restore them or start a new run with --overwrite")
+
+
 def class_weights(labels: list[str], train_labels: list[str]) -> torch.Tensor:
     """Inverse class frequency, scaled so that a balanced data set gets weight 1 everywhere."""
     counts = Counter(train_labels)
@@ -169,10 +188,12 @@ def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict
     config.model.max_length = max_length
     precision = resolve_precision(config.train.precision)
     data_files = {name: str(Path(config.data.prepared_dir) / f"{name}.jsonl") for name in SPLITS}
+    data_record = {name: {"path": p, "sha256": sha256_of(Path(p)), "rows": len(rows[name])} for name, p in data_files.items()}
+    if resume:
+        check_resume_matches(run_dir, config, data_record)
     if main_process:
         save_config(config, run_dir / "config.yaml")
-        atomic_write_json(run_dir / "data.json", {name: {"path": p, "sha256": sha256_of(Path(p)), "rows": len(rows[name])}
-                                                   for name, p in data_files.items()})
+        atomic_write_json(run_dir / "data.json", data_record)
 
     def encode(split: str) -> Dataset:
         data = Dataset.from_dict({"text": [r["text"] for r in rows[split]], "label": [label_ids[r["label"]] for r in rows[split]]})

@@ -71,3 +71,19 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(prepared, tmp_path):
     assert not (run / "model").exists()
     assert train_main(["--config", str(run / "config.yaml"), "--resume"]) == 0
     assert (run / "model" / "config.json").exists()
+
+
+def test_resume_refuses_data_that_changed_since_the_run_started(prepared, tmp_path, capsys):
+    args = prepared + ["--train.run_name=r", "--train.epochs=1"]
+    assert train_main(args) == 0
+    train_file = tmp_path / "prepared" / "train.jsonl"
+    train_file.write_text(train_file.read_text() + "\n")  # any change of content changes the hash
+    assert train_main(args + ["--resume"]) == 2
+    assert "train split(s) changed since the run started" in capsys.readouterr().err
+
+
+def test_resume_refuses_other_labels(prepared, tmp_path, capsys):
+    args = prepared + ["--train.run_name=r", "--train.epochs=1"]
+    assert train_main(args) == 0
+    assert train_main(args + ["--resume", "--labels=[military_advance,attack,diplomacy,other,protest]"]) == 2
+    assert "trained with labels" in capsys.readouterr().err
