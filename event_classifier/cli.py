@@ -26,6 +26,12 @@ def command(func):
         except EventClassifierError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return exc.exit_code
+        except KeyboardInterrupt:
+            print("interrupted; files already written are complete (all writes are atomic)", file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # e.g. `predict.py ... | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            return 0
     return wrapper
 
 
