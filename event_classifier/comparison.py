@@ -69,6 +69,8 @@ def compare(models: list[str], data: str | None, baseline: bool, output_dir: str
             print(format_table(metrics))
             low, high = metrics["macro_f1_ci95"]
             print(f"macro-F1 95 % CI {low:.3f}-{high:.3f}; ECE {metrics['ece']:.3f}")
+            for source, m in metrics.get("by_source", {}).items():
+                print(f"  {source}: macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f} ({m['n']} paragraphs)")
             print(f"wrote {where}/metrics.json, errors.md and plots")
     if baseline:
         results["tfidf-logreg baseline"] = baseline_metrics(models[0], rows, labels)

@@ -49,6 +49,15 @@ def evaluate_rows(predictor: Predictor, rows: list[dict], output_dir: Path | Non
     metrics = score_predictions(rows, probs, predictor.labels)
     metrics["data"] = name
     metrics["temperature"] = predictor.temperature
+    sources = sorted({r.get("source", "") for r in rows})
+    if len(sources) > 1:  # mixed data: how the model does on each source
+        metrics["by_source"] = {
+            source: {k: v for k, v in classification_metrics(
+                [r["label"] for r in rows if r.get("source", "") == source],
+                [p["label"] for r, p in zip(rows, predictions) if r.get("source", "") == source],
+                predictor.labels).items() if k in {"n", "accuracy", "macro_f1"}}
+            for source in sources
+        }
     y = np.array([predictor.labels.index(r["label"]) for r in rows])
     metrics["coverage_curve"] = coverage_curve(probs, y)
     if uncalibrated is not None:
