@@ -50,14 +50,13 @@ def evaluate_rows(predictor: Predictor, rows: list[dict], output_dir: Path | Non
     metrics["data"] = name
     metrics["temperature"] = predictor.temperature
     sources = sorted({r.get("source", "") for r in rows})
-    if len(sources) > 1:  # mixed data: how the model does on each source
-        metrics["by_source"] = {
-            source: {k: v for k, v in classification_metrics(
-                [r["label"] for r in rows if r.get("source", "") == source],
-                [p["label"] for r, p in zip(rows, predictions) if r.get("source", "") == source],
-                predictor.labels).items() if k in {"n", "accuracy", "macro_f1"}}
-            for source in sources
-        }
+    if len(sources) > 1:  # mixed data: how the model does on each source, over the labels that source has
+        metrics["by_source"] = {}
+        for source in sources:
+            pairs = [(r["label"], p["label"]) for r, p in zip(rows, predictions) if r.get("source", "") == source]
+            present = [label for label in predictor.labels if label in {t for t, _ in pairs}]
+            m = classification_metrics([t for t, _ in pairs], [p for _, p in pairs], present)
+            metrics["by_source"][source] = {"n": m["n"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "labels": present}
     y = np.array([predictor.labels.index(r["label"]) for r in rows])
     metrics["coverage_curve"] = coverage_curve(probs, y)
     if uncalibrated is not None:
