@@ -45,7 +45,7 @@ def comparison_table(results: dict[str, dict], labels: list[str]) -> str:
     return "\n".join(lines)
 
 
-def compare(models: list[str], data: str | None, baseline: bool, output_dir: str | None, batch_size: int = 64,
+def compare(models: list[str], data: str | None, baseline: bool, output_dir: str | None, batch_size: int = 32,
             quantize: bool = False) -> dict[str, dict]:
     """Evaluate every model on the same rows; print a table for one, a side-by-side comparison for several."""
     predictors = [Predictor(m, batch_size=batch_size, quantize=quantize) for m in models]

@@ -56,7 +56,7 @@ class TrainConfig:
 
 @dataclass
 class PredictConfig:
-    batch_size: int = 64  # paragraphs per inference batch
+    batch_size: int = 32  # paragraphs per inference batch (32 measured fastest on 2 CPU cores)
     stride: int = 32  # tokens shared by consecutive windows of a long paragraph
 
 

@@ -19,7 +19,7 @@ FALLBACK_LABEL = "other"  # where min_confidence routes uncertain predictions
 class Predictor:
     """Loads a saved model once and predicts label probabilities for any number of paragraphs."""
 
-    def __init__(self, model_dir: str | Path, batch_size: int = 64, stride: int = 32, precision: str = "auto",
+    def __init__(self, model_dir: str | Path, batch_size: int = 32, stride: int = 32, precision: str = "auto",
                  min_confidence: float = 0.0, quantize: bool = False):
         self.model, self.tokenizer, self.meta, self.directory = load_checkpoint(model_dir)
         self.labels: list[str] = list(self.meta["labels"])
