@@ -7,7 +7,6 @@ import functools
 import logging
 import os
 import sys
-from pathlib import Path
 
 from event_classifier.config import load_config
 from event_classifier.errors import EventClassifierError

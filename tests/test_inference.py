@@ -3,7 +3,7 @@ import pytest
 
 from event_classifier.documents import split_into_paragraphs
 from event_classifier.inference import Predictor
-from event_classifier.model import build_tiny_bert, save_model, load_backbone
+from event_classifier.model import save_model, load_backbone
 
 from conftest import LABELS, make_corpus
 
