@@ -6,8 +6,6 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from event_classifier.metrics import classification_metrics
-
 
 def train_baseline(rows: list[dict], seed: int = 0):
     """Word 1-2 gram TF-IDF and class-balanced logistic regression."""
@@ -17,9 +15,3 @@ def train_baseline(rows: list[dict], seed: int = 0):
     )
     return model.fit([r["text"] for r in rows], [r["label"] for r in rows])
 
-
-def evaluate_baseline(train_rows: list[dict], eval_rows: list[dict], labels: list[str], seed: int = 0) -> dict:
-    """Metrics of the baseline trained on `train_rows` and scored on `eval_rows`."""
-    model = train_baseline(train_rows, seed)
-    predicted = list(model.predict([r["text"] for r in eval_rows]))
-    return classification_metrics([r["label"] for r in eval_rows], predicted, labels)
