@@ -37,14 +37,15 @@ def score_predictions(rows: list[dict], probs: np.ndarray, labels: list[str]) ->
 
 
 def evaluate_rows(predictor: Predictor, rows: list[dict], output_dir: Path | None = None, name: str = "eval",
-                  progress: bool = False, uncalibrated: np.ndarray | None = None) -> dict:
+                  progress: bool = False, uncalibrated: np.ndarray | None = None, probs: np.ndarray | None = None) -> dict:
     """Predict `rows` and score them; with output_dir, also write metrics.json, predictions.jsonl, errors.md,
     and confusion, reliability and coverage plots. `uncalibrated` (probabilities before temperature scaling)
-    adds the before/after comparison to the reliability diagram."""
+    adds the before/after comparison to the reliability diagram; `probs`, when already computed, are used as they are."""
     if not rows:
         raise EventClassifierError(f"{name}: no labelled paragraphs to evaluate")
     check_labels_match(predictor.labels, rows, name)
-    probs = predictor.predict_proba([r["text"] for r in rows], progress=progress)
+    if probs is None:
+        probs = predictor.predict_proba([r["text"] for r in rows], progress=progress)
     predictions = [predictor.decide(p) for p in probs]
     metrics = score_predictions(rows, probs, predictor.labels)
     metrics["data"] = name

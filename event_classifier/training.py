@@ -126,17 +126,19 @@ def _compute_metrics(labels: list[str]):
     return compute
 
 
-def calibrate(predictor: Predictor, rows: dict[str, list[dict]], labels: list[str]) -> dict[str, np.ndarray]:
-    """Fit the temperature on dev and set it on `predictor`; return dev and test probabilities before scaling."""
-    before = {}
+def calibrate(predictor: Predictor, rows: dict[str, list[dict]], labels: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Fit the temperature on dev and set it on `predictor`; return (before, after) probabilities for dev and test.
+
+    Each split goes through the model once; both probabilities come from the same logits.
+    """
+    windows = {}
     for split in ("dev", "test"):
         ids, owner = predictor.windows([r["text"] for r in rows[split]])
-        logits = predictor.window_logits(ids)
-        before[split] = predictor.combine(logits, owner, len(rows[split]), temperature=1.0)
-        if split == "dev":
-            y = np.array([labels.index(r["label"]) for r in rows[split]])
-            predictor.temperature = fit_temperature(predictor, logits, owner, y)
-    return before
+        windows[split] = (predictor.window_logits(ids), owner, len(rows[split]))
+    y_dev = np.array([labels.index(r["label"]) for r in rows["dev"]])
+    predictor.temperature = fit_temperature(predictor, *windows["dev"][:2], y_dev)
+    return {split: (predictor.combine(logits, owner, n, temperature=1.0), predictor.combine(logits, owner, n))
+            for split, (logits, owner, n) in windows.items()}
 
 
 class GracefulInterrupt(TrainerCallback):
@@ -243,14 +245,15 @@ def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict
     tmp_dir.rename(model_dir)
 
     predictor = Predictor(model_dir, batch_size=config.predict.batch_size, stride=config.predict.stride, precision=precision)
-    before = calibrate(predictor, rows, config.labels)
+    probs = calibrate(predictor, rows, config.labels)
     meta["temperature"] = predictor.temperature
     atomic_write_json(model_dir / META_FILE, meta)
     metrics = {
         "train": {"runtime_s": round(result.metrics.get("train_runtime", 0.0), 1), "epochs": round(trainer.state.epoch or 0, 2),
                   "steps": trainer.state.global_step, "best_checkpoint": trainer.state.best_model_checkpoint,
                   "precision": precision, "max_length": max_length, "temperature": predictor.temperature},
-        **{split: evaluate_rows(predictor, rows[split], run_dir / "evaluation" / split, split, uncalibrated=before[split])
+        **{split: evaluate_rows(predictor, rows[split], run_dir / "evaluation" / split, split,
+                                uncalibrated=probs[split][0], probs=probs[split][1])
            for split in ("dev", "test")},
     }
     manifest_path = Path(config.data.prepared_dir) / "manifest.json"
