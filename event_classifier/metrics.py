@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+from event_classifier.plots import new_figure, save_figure
+
 
 def macro_f1(y_true: list[str], y_pred: list[str], labels: list[str]) -> float:
     return float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
@@ -47,22 +49,14 @@ def format_table(metrics: dict) -> str:
 
 def plot_confusion_matrix(metrics: dict, path: Path, title: str = "") -> None:
     """Save the confusion matrix as a PNG (written to a temporary name, then renamed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    figure, axes = plt.subplots(figsize=(6, 5))
+    figure, axes = new_figure(figsize=(6, 5))
     ConfusionMatrixDisplay(np.array(metrics["confusion_matrix"]), display_labels=metrics["labels"]).plot(
         ax=axes, colorbar=False, xticks_rotation=30
     )
     axes.set_title(title or f"macro-F1 {metrics['macro_f1']:.3f}")
-    figure.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(tmp, dpi=120)
-    plt.close(figure)
-    tmp.replace(path)
+    save_figure(figure, path)
 
 
 def bootstrap_macro_f1(y_true: list[str], y_pred: list[str], labels: list[str], rounds: int = 1000,
