@@ -19,7 +19,7 @@ from datasets import Dataset
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from event_classifier.calibration import fit_temperature
-from event_classifier.config import Config, save_config, to_dict
+from event_classifier.config import Config, load_config, save_config, to_dict
 from event_classifier.data import SPLITS, load_split
 from event_classifier.errors import EventClassifierError
 from event_classifier.evaluation import evaluate_rows
@@ -79,12 +79,10 @@ def prepare_run_dir(config: Config, resume: bool, overwrite: bool) -> Path:
 
 def check_resume_matches(run_dir: Path, config: Config, data_record: dict) -> None:
     """A resumed run must see the labels and the data it started with, or its checkpoints mean something else."""
-    import yaml
-
     saved_config = run_dir / "config.yaml"
     if saved_config.exists():
-        labels = (yaml.safe_load(saved_config.read_text(encoding="utf-8")) or {}).get("labels")
-        if labels and labels != config.labels:
+        labels = load_config(saved_config).labels
+        if labels != config.labels:
             raise EventClassifierError(f"{saved_config}: the run was trained with labels {labels}, not {config.labels}; "
                                        "resume with the run's own config or start a new run")
     saved_data = run_dir / "data.json"
