@@ -9,20 +9,17 @@ machine's measured bf16 matmul peak, int8 prediction speed and macro-F1 change (
 from __future__ import annotations
 
 import argparse
-import json
 import resource
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from event_classifier.config import load_config  # noqa: E402
-from event_classifier.data import load_split  # noqa: E402
-from event_classifier.model import load_backbone, resolve_precision  # noqa: E402
+from event_classifier.config import load_config
+from event_classifier.data import load_split
+from event_classifier.io import atomic_write_json
+from event_classifier.model import load_backbone, resolve_precision
 
 
 def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
@@ -101,7 +98,7 @@ def main() -> None:
     config = load_config(args.config)
     rows = load_split(config, "train")
     texts = [r["text"] for r in rows]
-    label_ids = [config.labels.index(r["label"]) for r in rows]
+    label_ids = [config.label_names.index(r["label"]) for r in rows]
     results: dict = {"threads": torch.get_num_threads(), "precision_auto": resolve_precision("auto")}
     print(f"precision auto -> {results['precision_auto']} on this machine")
     results["peak_gflops"] = {"fp32": round(matmul_peak_gflops(torch.float32), 1), "bf16": round(matmul_peak_gflops(torch.bfloat16), 1)}
@@ -114,7 +111,7 @@ def main() -> None:
     other = "fp32" if ours_bf16 else "bf16"  # the precision `auto` did not pick, measured for comparison
     variants = (("hf_default", True, False, False), ("ours", False, True, ours_bf16), (f"ours_{other}", False, True, not ours_bf16))
     for name, pad_to_max, group, bf16 in variants:
-        model, tokenizer = load_backbone(config.model.name, config.labels, work, texts, seed=0)
+        model, tokenizer = load_backbone(config.model.name, config.label_names, work, texts, seed=0)
         max_length = 512 if pad_to_max else choose_max_length(tokenizer, model, texts, config.model.max_length)
         elapsed, seen, flops = time_training(
             model, batches(tokenizer, texts, label_ids, args.batch_size, max_length, pad_to_max, group), args.train_steps, bf16)
@@ -128,14 +125,14 @@ def main() -> None:
     results["train_ours"]["share_of_peak"] = round(results["train_ours"]["achieved_gflops"] / peak, 3)
     print(f"training speed-up {ratio:.2f}x; our step reaches {results['train_ours']['share_of_peak']:.0%} of the matmul peak")
     if args.profile:
-        model, tokenizer = load_backbone(config.model.name, config.labels, work, texts, seed=0)
+        model, tokenizer = load_backbone(config.model.name, config.label_names, work, texts, seed=0)
         max_length = choose_max_length(tokenizer, model, texts, config.model.max_length)
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
             time_training(model, batches(tokenizer, texts, label_ids, args.batch_size, max_length, False, True), 3, ours_bf16)
         print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
     predict_texts = (texts * (args.predict_n // len(texts) + 1))[: args.predict_n]
-    model, tokenizer = load_backbone(config.model.name, config.labels, work, texts, seed=0)
+    model, tokenizer = load_backbone(config.model.name, config.label_names, work, texts, seed=0)
     hf = time_prediction_hf_default(model, tokenizer, predict_texts[: max(64, args.predict_n // 4)])
     results["predict_hf_default"] = round(hf, 1)
     print(f"prediction hf_default: {hf:7.1f} paragraphs/s (fp32, padding to 512)")
@@ -158,7 +155,7 @@ def main() -> None:
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(f"peak RSS {results['peak_rss_mb']} MB")
     if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2))
+        atomic_write_json(args.output, results)
 
 
 if __name__ == "__main__":

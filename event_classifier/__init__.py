@@ -1,3 +1,3 @@
 """event_classifier: fine-tune a small transformer to classify news paragraphs by event type."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -34,9 +34,16 @@ def command(func):
     return wrapper
 
 
+def _parser(name: str, description: str, overrides: bool = True) -> argparse.ArgumentParser:
+    """A command's parser; `prog` reads the same whether it was started as a script or as `event-classifier NAME`."""
+    return argparse.ArgumentParser(prog=f"event-classifier {name}", description=description,
+                                   epilog=OVERRIDE_HELP if overrides else None)
+
+
 def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None):
     """Known options go to argparse; `--section.key=value` items become config overrides."""
-    parser.add_argument("--config", default=None, help="YAML config (default: configs/default.yaml)")
+    parser.add_argument("--config", default=None, help="YAML config (default: configs/default.yaml); relative paths in it "
+                                                       "are relative to its folder")
     args, rest = parser.parse_known_args(argv)
     overrides = [item for item in rest if item.startswith("--") and "=" in item]  # the config rejects unknown keys
     unknown = [item for item in rest if item not in overrides]
@@ -50,8 +57,8 @@ def prepare_main(argv: list[str] | None = None) -> int:
     from event_classifier.data import prepare
     from event_classifier.sources import parse_source_spec
 
-    parser = argparse.ArgumentParser(description="Read labelled paragraphs and write train/dev/test splits.",
-                                     epilog=OVERRIDE_HELP)
+    parser = _parser("prepare", "Read labelled paragraphs (our corpus and any outside source) and write grouped, "
+                                "deduplicated train/dev/test splits to data.prepared_dir.")
     parser.add_argument("--source", action="append", default=[], metavar="NAME=PATH",
                         help="add an outside source read through configs/sources/NAME.yaml (repeatable)")
     args, config = parse_with_overrides(parser, argv)
@@ -71,9 +78,10 @@ def prepare_main(argv: list[str] | None = None) -> int:
 
 @command
 def train_main(argv: list[str] | None = None) -> int:
-    from event_classifier.training import train, train_seeds
+    from event_classifier.workflow import train, train_seeds
 
-    parser = argparse.ArgumentParser(description="Fine-tune a classifier on the prepared splits.", epilog=OVERRIDE_HELP)
+    parser = _parser("train", "Fine-tune a classifier on the prepared splits; writes runs/NAME/ (config, data hashes, "
+                              "log, metrics, evaluation, model/) and points runs/latest at it.")
     parser.add_argument("--resume", action="store_true", help="continue the run (--train.run_name, else runs/latest) from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds: one run each, then mean and std of macro-F1")
@@ -100,21 +108,34 @@ def train_main(argv: list[str] | None = None) -> int:
 
 @command
 def evaluate_main(argv: list[str] | None = None) -> int:
-    from event_classifier.comparison import compare
+    from event_classifier.metrics import format_table
+    from event_classifier.workflow import evaluate
 
-    parser = argparse.ArgumentParser(description="Evaluate one or more runs or model folders on labelled paragraphs; "
-                                                 "several are compared side by side.")
+    parser = _parser("evaluate", "Evaluate one or more runs or model folders on labelled paragraphs; several are "
+                                 "compared side by side.", overrides=False)
     parser.add_argument("models", nargs="+", help="run folders (runs/NAME) or model folders")
     parser.add_argument("--data", default=None, help="labelled JSONL/CSV/TSV, or NAME=PATH through configs/sources/NAME.yaml "
-                                                     "(default: the first run's test split)")
+                                                     "(default: the first model's own test split, checked against the "
+                                                     "sha256 recorded when it was trained)")
     parser.add_argument("--baseline", action="store_true", help="also train and score TF-IDF + logistic regression "
-                                                                "on the first run's train split")
+                                                                "on the first model's train split")
     parser.add_argument("--output-dir", default=None, help="where to write results (default: RUN/evaluation/DATA, "
-                                                           "and runs/comparisons/DATA for several)")
-    parser.add_argument("--batch-size", type=int, default=32, help="paragraphs per batch (32 is fastest on a 2-core CPU)")
+                                                           "and RUNS/comparisons/DATA for several)")
+    parser.add_argument("--batch-size", type=int, default=None, help="paragraphs per batch (default: the model's own)")
     parser.add_argument("--quantize", action="store_true", help="evaluate with int8 dynamic quantization")
     args = parser.parse_args(argv)
-    compare(args.models, args.data, args.baseline, args.output_dir, args.batch_size, args.quantize)
+    result = evaluate(args.models, args.data, args.baseline, args.output_dir, args.batch_size, args.quantize)
+    if len(args.models) == 1:
+        metrics = result.results[args.models[0]]
+        print(format_table(metrics))
+        low, high = metrics["macro_f1_ci95"]
+        print(f"macro-F1 95 % CI {low:.3f}-{high:.3f}; ECE {metrics['ece']:.3f}")
+        for source, m in metrics.get("by_source", {}).items():
+            print(f"  {source}: macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f} ({m['n']} paragraphs)")
+        print(f"wrote {result.folders[args.models[0]]}/metrics.json, errors.md and plots")
+    if result.comparison:
+        print(f"\n{result.data}: {result.rows} paragraphs\n{result.table}")
+        print(f"wrote {result.comparison}/comparison.md and comparison.json")
     return 0
 
 
@@ -124,14 +145,16 @@ def predict_main(argv: list[str] | None = None) -> int:
     from event_classifier.inference import Predictor
     from event_classifier.prediction_output import write_predictions
 
-    parser = argparse.ArgumentParser(description="Label each paragraph of news articles.")
+    parser = _parser("predict", "Label each paragraph of news articles; one output row per paragraph.", overrides=False)
     parser.add_argument("--model", required=True, help="run folder (runs/NAME) or model folder")
     parser.add_argument("inputs", nargs="+", help=".txt articles (blank line between paragraphs), .jsonl with 'text', or - for stdin")
     parser.add_argument("--output", default=None, help="output file (default: stdout)")
     parser.add_argument("--format", choices=["jsonl", "csv"], default=None, help="default: from --output's suffix, else jsonl; CSV columns come from the first row")
-    parser.add_argument("--batch-size", type=int, default=32, help="paragraphs per batch (32 is fastest on a 2-core CPU)")
+    parser.add_argument("--batch-size", type=int, default=None, help="paragraphs per batch (default: the model's own, "
+                                                                     "32: fastest on a 2-core CPU)")
     parser.add_argument("--min-confidence", type=float, default=0.0,
-                        help="route predictions whose probability is below this to 'other' and flag them")
+                        help="flag predictions whose probability is below this and route them to the model's "
+                             "fallback label (e.g. 'other')")
     parser.add_argument("--quantize", action="store_true", help="int8 dynamic quantization: ~3x faster on CPU")
     args = parser.parse_args(argv)
     if not 0 <= args.min_confidence < 1:
@@ -153,3 +176,26 @@ def predict_main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
+
+
+COMMANDS = {"prepare": prepare_main, "train": train_main, "evaluate": evaluate_main, "predict": predict_main}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`event-classifier {prepare,train,evaluate,predict} ...`: one installed command for the four steps."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in {"-h", "--help"} or argv[0] not in COMMANDS:
+        known = ", ".join(COMMANDS)
+        usage = (f"usage: event-classifier {{{known}}} [options]\n\n"
+                 "Fine-tune a small transformer to label news paragraphs by event type, and use it.\n\n"
+                 "  prepare   read labelled paragraphs, write grouped train/dev/test splits\n"
+                 "  train     fine-tune on the splits, calibrate, evaluate, export runs/NAME/model\n"
+                 "  evaluate  score runs or model folders on labelled data, side by side\n"
+                 "  predict   label each paragraph of articles (.txt, .jsonl, stdin)\n\n"
+                 "event-classifier COMMAND --help shows a command's options.")
+        if argv and argv[0] not in {"-h", "--help"}:
+            print(f"{usage}\nerror: unknown command {argv[0]!r}; use one of {known}", file=sys.stderr)
+            return 2
+        print(usage)
+        return 0 if argv else 2
+    return COMMANDS[argv[0]](argv[1:])

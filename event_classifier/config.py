@@ -1,8 +1,18 @@
-"""Typed configuration: a dataclass tree loaded from YAML and overridden from the command line."""
+"""Typed configuration: a dataclass tree loaded from YAML and overridden from the command line.
+
+The dataclasses below are the one definition of every field and its default; `configs/default.yaml` spells the
+same values out for readers, and a test fails if the two drift apart.
+
+Paths: a relative path is relative to the file that states it: a YAML file's folder, the current folder for a
+command-line override, the project root for a default below. `load_config` returns absolute paths, so a run's
+saved config works from any working directory.
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -14,7 +24,27 @@ from omegaconf.errors import OmegaConfBaseException
 from event_classifier.errors import EventClassifierError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"
+CONFIG_DIR = PROJECT_ROOT / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+PATH_FIELDS = (("data", "paragraphs"), ("data", "prepared_dir"), ("train", "output_dir"))  # plus data.sources values
+
+
+@dataclass
+class LabelSpec:
+    name: str  # the label as written in the data and predicted
+    description: str = ""  # one line from data/GUIDELINES.md: what the label means (shown in the model card and app)
+
+
+DEFAULT_LABELS = (
+    LabelSpec("military_advance", "forces take, enter, retake, capture or establish themselves in territory or positions; "
+                                  "a withdrawal is an advance for the other side"),
+    LabelSpec("attack", "a violent strike or clash by armed forces or groups: shelling, air or drone strike, bombing, "
+                        "ambush, armed clash, raid, violence against civilians by armed men"),
+    LabelSpec("diplomacy", "non-violent dealings between governments or parties: talks, agreements, ceasefires, "
+                           "surrenders, sanctions, envoys"),
+    LabelSpec("other", "everything else: background, humanitarian and economic news, protests, crime, arrests, "
+                       "disasters and accidents, deployments, plans and threats"),
+)
 
 
 @dataclass
@@ -48,7 +78,7 @@ class TrainConfig:
     class_weights: bool = True  # weight the loss by inverse class frequency of the train split
     early_stopping_patience: int = 3  # epochs without dev macro-F1 gain before stopping; 0 = never stop early
     seed: int = 42  # seed for weights of the new head, dropout and data order
-    precision: str = "auto"  # auto | bf16 | fp32: auto uses bf16 autocast where the hardware supports it
+    precision: str = "auto"  # auto | bf16 | fp32: auto uses bf16 autocast where it measures faster than fp32
     group_by_length: bool = True  # batch paragraphs of similar length together to cut padding
     logging_steps: int = 10  # log the training loss every N steps
     save_total_limit: int = 2  # checkpoints kept on disk (the best one is always kept)
@@ -56,17 +86,44 @@ class TrainConfig:
 
 @dataclass
 class PredictConfig:
-    batch_size: int = 32  # paragraphs per inference batch (32 measured fastest on 2 CPU cores)
-    stride: int = 32  # tokens shared by consecutive windows of a long paragraph
+    batch_size: int = 32  # paragraphs per inference batch (32 measured fastest on 2 CPU cores); stored with the model
+    stride: int = 32  # tokens shared by consecutive windows of a long paragraph; stored with the model
 
 
 @dataclass
 class Config:
-    labels: list[str] = field(default_factory=lambda: ["military_advance", "attack", "diplomacy", "other"])  # the label set
+    labels: list[LabelSpec] = field(default_factory=lambda: [copy.copy(label) for label in DEFAULT_LABELS])  # the label set, in order
+    fallback_label: Optional[str] = "other"  # where --min-confidence routes uncertain predictions; null = flag them only
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
+
+    @property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+
+def _normalise_labels(content: dict[str, Any]) -> dict[str, Any]:
+    """`labels: [a, b]` is short for `labels: [{name: a}, {name: b}]`."""
+    if isinstance(content.get("labels"), list):
+        content["labels"] = [{"name": item} if isinstance(item, str) else item for item in content["labels"]]
+    return content
+
+
+def _absolute(value: str, base: Path) -> str:
+    return os.path.normpath(base / os.path.expanduser(value)) if value else value
+
+
+def _resolve_paths(content: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make the path fields present in `content` absolute against `base`."""
+    for section, key in PATH_FIELDS:
+        if isinstance(content.get(section), dict) and isinstance(content[section].get(key), str):
+            content[section][key] = _absolute(content[section][key], base)
+    sources = content.get("data", {}).get("sources") if isinstance(content.get("data"), dict) else None
+    if isinstance(sources, dict):
+        content["data"]["sources"] = {name: _absolute(str(p), base) for name, p in sources.items()}
+    return content
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -79,7 +136,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise EventClassifierError(f"{path}: not valid YAML ({first_line}); fix the syntax") from None
     if not isinstance(content, dict):
         raise EventClassifierError(f"{path}: a config must be a YAML mapping of sections, got {type(content).__name__}")
-    return content
+    return _resolve_paths(_normalise_labels(content), path.resolve().parent)
 
 
 def load_yaml_chain(path: Path) -> dict[str, Any]:
@@ -92,6 +149,11 @@ def load_yaml_chain(path: Path) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.merge(OmegaConf.create(base), OmegaConf.create(content)))
 
 
+def _overrides(overrides: list[str]) -> dict[str, Any]:
+    content = OmegaConf.to_container(OmegaConf.from_dotlist([o.lstrip("-") for o in overrides]))
+    return _resolve_paths(_normalise_labels(content), Path.cwd())
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Load `path` (default configs/default.yaml) into a typed Config, then apply `section.key=value` overrides."""
     path = Path(path) if path else DEFAULT_CONFIG
@@ -99,27 +161,43 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     try:
         merged = OmegaConf.merge(schema, OmegaConf.create(load_yaml_chain(path)))
         if overrides:
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([o.lstrip("-") for o in overrides]))
+            merged = OmegaConf.merge(merged, OmegaConf.create(_overrides(overrides)))
+        config: Config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or ""
         reason = str(exc).splitlines()[0]
         raise EventClassifierError(
             f"{path}: bad config value {key!r}: {reason}; see the field list in event_classifier/config.py"
         ) from None
-    config: Config = OmegaConf.to_object(merged)
+    _resolve_paths_in_place(config)
     validate(config, path)
     return config
 
 
-def validate(config: Config, path: Path) -> None:
+def _resolve_paths_in_place(config: Config) -> None:
+    """Paths still relative came from the dataclass defaults: they are relative to the project root."""
+    for section, key in PATH_FIELDS:
+        part = getattr(config, section)
+        value = getattr(part, key)
+        if value and not os.path.isabs(value):
+            setattr(part, key, _absolute(value, PROJECT_ROOT))
+
+
+def validate(config: Config, path: Path | str) -> None:
     """Check the values that types alone cannot."""
-    if len(config.labels) < 2 or len(set(config.labels)) != len(config.labels):
-        raise EventClassifierError(f"{path}: 'labels' must list at least two distinct labels, got {config.labels}")
+    names = config.label_names
+    if len(names) < 2 or len(set(names)) != len(names) or not all(names):
+        raise EventClassifierError(f"{path}: 'labels' must list at least two distinct, named labels, got {names}")
+    if config.fallback_label is not None and config.fallback_label not in names:
+        raise EventClassifierError(f"{path}: fallback_label {config.fallback_label!r} is not one of the labels {names}; "
+                                   "set fallback_label to one of them, or to null to flag uncertain predictions only")
     if config.train.precision not in {"auto", "bf16", "fp32"}:
         raise EventClassifierError(f"{path}: train.precision must be auto, bf16 or fp32, got {config.train.precision!r}")
     fractions = config.data.dev_fraction + config.data.test_fraction
     if not (0 < config.data.dev_fraction < 1 and 0 < config.data.test_fraction < 1 and fractions < 1):
         raise EventClassifierError(f"{path}: data.dev_fraction and data.test_fraction must be in (0, 1) and sum below 1")
+    if config.predict.batch_size < 1 or config.predict.stride < 0:
+        raise EventClassifierError(f"{path}: predict.batch_size must be >= 1 and predict.stride >= 0")
 
 
 def to_dict(config: Config) -> dict[str, Any]:
@@ -130,5 +208,4 @@ def to_dict(config: Config) -> dict[str, Any]:
 def save_config(config: Config, path: Path) -> None:
     from event_classifier.io import atomic_write_text
 
-    atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
-
+    atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False, allow_unicode=True))

@@ -116,7 +116,7 @@ def split(rows: list[dict], config: Config) -> dict[str, list[dict]]:
     for name, part in splits.items():
         if not part:
             raise EventClassifierError(f"the {name} split is empty after deduplication; add more articles")
-    missing = [label for label in config.labels if label not in {r["label"] for r in train}]
+    missing = [label for label in config.label_names if label not in {r["label"] for r in train}]
     if missing:
         raise EventClassifierError(f"no train examples for label(s) {', '.join(missing)}; add paragraphs with those labels")
     return splits
@@ -126,11 +126,11 @@ def collect(config: Config, extra_sources: dict[str, str] | None = None) -> tupl
     """Read our corpus and every configured source; return the rows and one report per file read."""
     rows, reports = [], []
     for path in paragraph_files(Path(config.data.paragraphs)):
-        file_rows, report = read_labelled_file(path, config.labels)
+        file_rows, report = read_labelled_file(path, config.label_names)
         rows += file_rows
         reports.append(report)
     for name, path in {**config.data.sources, **(extra_sources or {})}.items():
-        file_rows, report = read_source(name, Path(path), config.labels)
+        file_rows, report = read_source(name, Path(path), config.label_names)
         rows += file_rows
         reports.append(report)
     ids = Counter(r["id"] for r in rows)
@@ -148,7 +148,7 @@ def prepare(config: Config, extra_sources: dict[str, str] | None = None) -> dict
     rows, dedup = deduplicate(rows, config.data.near_duplicate_threshold)
     splits = split(rows, config)
     out = Path(config.data.prepared_dir)
-    manifest = {"labels": config.labels, "inputs": reports, "deduplication": dedup, "splits": {}}
+    manifest = {"labels": config.label_names, "inputs": reports, "deduplication": dedup, "splits": {}}
     for name, part in splits.items():
         path = out / f"{name}.jsonl"
         atomic_write_jsonl(path, ({k: v for k, v in r.items() if k != "group"} for r in part))
@@ -163,13 +163,20 @@ def prepare(config: Config, extra_sources: dict[str, str] | None = None) -> dict
     return manifest
 
 
+def read_split(path: Path, labels: list[str]) -> list[dict]:
+    """Read a prepared split; its labels must be among `labels`."""
+    path = Path(path)
+    rows = [row for _, row in iter_jsonl(path, read_text_file(path))]
+    unknown = {r["label"] for r in rows} - set(labels)
+    if unknown:
+        raise EventClassifierError(f"{path}: labels {sorted(unknown)} are not in the label set {labels}; rerun data/prepare.py "
+                                   "with the same config")
+    return rows
+
+
 def load_split(config: Config, name: str) -> list[dict]:
     """Read one prepared split, with a clear message if data/prepare.py has not been run."""
     path = Path(config.data.prepared_dir) / f"{name}.jsonl"
     if not path.exists():
         raise EventClassifierError(f"{path}: prepared split not found; run `python data/prepare.py` first")
-    rows = [row for _, row in iter_jsonl(path, read_text_file(path))]
-    unknown = {r["label"] for r in rows} - set(config.labels)
-    if unknown:
-        raise EventClassifierError(f"{path}: labels {sorted(unknown)} are not in the config's label set; rerun data/prepare.py")
-    return rows
+    return read_split(path, config.label_names)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -10,7 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from event_classifier.errors import EventClassifierError
-from event_classifier.io import iter_jsonl, read_text_file, read_text_file_head
+from event_classifier.io import decode_utf8, iter_jsonl, jsonl_lines, read_text_file
 
 _BLANK_LINE = re.compile(r"\n\s*\n")
 
@@ -38,17 +37,6 @@ def _records_from_text(name: str, text: str, counts: InputCounts) -> Iterator[di
     counts.paragraphs[name] = index
 
 
-def _jsonl_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Lines of a JSONL file, read one at a time so that any file size runs in constant memory."""
-    read_text_file_head(path)
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError:
-                raise EventClassifierError(f"{path}:{number}: not UTF-8 text; convert the file, e.g. iconv -f latin1 -t utf-8") from None
-
-
 def _records_from_jsonl(name: str, objects: Iterator[tuple[int, dict]], counts: InputCounts) -> Iterator[dict]:
     index = 0
     for number, obj in objects:
@@ -67,11 +55,7 @@ def read_inputs(inputs: list[str], counts: InputCounts) -> Iterator[dict]:
     """Yield one record per paragraph: source, paragraph index, any extra JSONL fields (e.g. id), text."""
     for spec in inputs:
         if spec == "-":
-            raw = sys.stdin.buffer.read()
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                raise EventClassifierError(f"<stdin>: not UTF-8 text (bad byte at offset {exc.start}); convert it first") from None
+            text = decode_utf8(sys.stdin.buffer.read(), "<stdin>")
             if not text.strip():
                 raise EventClassifierError("<stdin>: no text received; pipe an article or give a file")
             if text.lstrip().startswith("{"):
@@ -81,12 +65,8 @@ def read_inputs(inputs: list[str], counts: InputCounts) -> Iterator[dict]:
             continue
         path = Path(spec)
         if path.suffix == ".jsonl":
-            yield from _records_from_jsonl(spec, iter_jsonl(spec, lines=_jsonl_lines(path)), counts)
+            yield from _records_from_jsonl(spec, iter_jsonl(spec, lines=jsonl_lines(path)), counts)
         elif path.suffix in {".txt", ".md", ""}:
             yield from _records_from_text(spec, read_text_file(path), counts)
         else:
             raise EventClassifierError(f"{path}: unsupported input type {path.suffix!r}; give .txt, .jsonl or - for stdin")
-
-
-def format_json(record: dict) -> str:
-    return json.dumps(record, ensure_ascii=False)

@@ -1,18 +1,42 @@
-"""Evaluating a model on labelled paragraphs through the same code path as prediction."""
+"""Evaluating a model on labelled paragraphs through the same code path as prediction.
+
+`evaluate_run` is the one evaluation of the project: `train` calls it on dev and test right after fitting (with
+calibration, sharing the model's logits), `evaluate` calls it on any labelled data.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
-from event_classifier.calibration import coverage_curve, expected_calibration_error, plot_coverage, plot_reliability
+from event_classifier.calibration import coverage_curve, fit_temperature, expected_calibration_error, plot_coverage, plot_reliability
 from event_classifier.errors import EventClassifierError
 from event_classifier.inference import Predictor
 from event_classifier.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from event_classifier.metrics import bootstrap_macro_f1, classification_metrics, plot_confusion_matrix
 from event_classifier.reports import error_report
+from event_classifier.sources import split_source_spec
+
+
+class Metrics(TypedDict, total=False):
+    """What evaluating a model on labelled rows gives (also the content of metrics.json)."""
+
+    n: int
+    accuracy: float
+    macro_f1: float
+    macro_f1_ci95: tuple[float, float]
+    per_class: dict[str, dict[str, float]]  # label -> precision, recall, f1, support
+    labels: list[str]
+    confusion_matrix: list[list[int]]  # rows: true labels, columns: predicted
+    ece: float  # expected calibration error of the (calibrated) probabilities
+    ece_uncalibrated: float  # the same before temperature scaling (only when calibrating)
+    coverage_curve: list[dict]  # min_confidence -> coverage, precision
+    by_source: dict[str, dict]  # mixed data: n, accuracy, macro_f1 per source
+    data: str
+    temperature: float
 
 
 def check_labels_match(model_labels: list[str], rows: list[dict], where: str) -> None:
@@ -25,7 +49,7 @@ def check_labels_match(model_labels: list[str], rows: list[dict], where: str) ->
         )
 
 
-def score_predictions(rows: list[dict], probs: np.ndarray, labels: list[str]) -> dict:
+def score_predictions(rows: list[dict], probs: np.ndarray, labels: list[str]) -> Metrics:
     """Metrics of probabilities against labelled rows: accuracy, macro-F1 with a bootstrap interval, per class, ECE."""
     y_true = [r["label"] for r in rows]
     y_pred = [labels[i] for i in probs.argmax(axis=1)]
@@ -37,7 +61,7 @@ def score_predictions(rows: list[dict], probs: np.ndarray, labels: list[str]) ->
 
 
 def evaluate_rows(predictor: Predictor, rows: list[dict], output_dir: Path | None = None, name: str = "eval",
-                  progress: bool = False, uncalibrated: np.ndarray | None = None, probs: np.ndarray | None = None) -> dict:
+                  progress: bool = False, uncalibrated: np.ndarray | None = None, probs: np.ndarray | None = None) -> Metrics:
     """Predict `rows` and score them; with output_dir, also write metrics.json, predictions.jsonl, errors.md,
     and confusion, reliability and coverage plots. `uncalibrated` (probabilities before temperature scaling)
     adds the before/after comparison to the reliability diagram; `probs`, when already computed, are used as they are."""
@@ -80,5 +104,35 @@ def evaluate_rows(predictor: Predictor, rows: list[dict], output_dir: Path | Non
 
 def data_name(spec: str) -> str:
     """A folder-safe name for an evaluation data set: `case` for case=PATH, the file stem otherwise."""
-    name = spec.partition("=")[0] if "=" in spec and not Path(spec).exists() else Path(spec).stem
+    named = split_source_spec(spec)
+    name = named[0] if named else Path(spec).stem
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def evaluate_run(predictor: Predictor, splits: dict[str, list[dict]], outputs: dict[str, Path] | None = None,
+                 calibrate: bool = False, progress: bool = False) -> dict[str, Metrics]:
+    """Score `predictor` on each named set of labelled rows, each passed through the model once.
+
+    With `calibrate`, the temperature is first fitted on splits["dev"] and set on the predictor; every split's
+    report then shows its calibration before and after, from the same logits. `outputs` maps a split name to the
+    folder for its metrics, predictions, error report and plots.
+    """
+    for name, rows in splits.items():
+        if not rows:
+            raise EventClassifierError(f"{name}: no labelled paragraphs to evaluate")
+        check_labels_match(predictor.labels, rows, name)
+    passes = {}
+    for name, rows in splits.items():
+        ids, owner = predictor.windows([r["text"] for r in rows])
+        passes[name] = (predictor.window_logits(ids, progress), owner, len(rows))
+    if calibrate:
+        if "dev" not in passes:
+            raise EventClassifierError("calibration needs a dev split")
+        y_dev = np.array([predictor.labels.index(r["label"]) for r in splits["dev"]])
+        predictor.temperature = fit_temperature(predictor, *passes["dev"][:2], y_dev)
+    results = {}
+    for name, (logits, owner, n) in passes.items():
+        before = predictor.combine(logits, owner, n, temperature=1.0) if calibrate else None
+        results[name] = evaluate_rows(predictor, splits[name], (outputs or {}).get(name), name,
+                                      uncalibrated=before, probs=predictor.combine(logits, owner, n))
+    return results

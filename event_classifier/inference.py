@@ -9,24 +9,41 @@ from typing import Iterable, Iterator
 
 import numpy as np
 import torch
+from scipy.special import softmax
 from tqdm.auto import tqdm
 
+from event_classifier.meta import ModelMeta
 from event_classifier.model import load_checkpoint, resolve_precision
-
-FALLBACK_LABEL = "other"  # where min_confidence routes uncertain predictions
 
 
 class Predictor:
-    """Loads a saved model once and predicts label probabilities for any number of paragraphs."""
+    """Loads a saved model once and predicts label probabilities for any number of paragraphs.
 
-    def __init__(self, model_dir: str | Path, batch_size: int = 32, stride: int = 32, precision: str = "auto",
-                 min_confidence: float = 0.0, quantize: bool = False):
-        self.model, self.tokenizer, self.meta, self.directory = load_checkpoint(model_dir)
-        self.labels: list[str] = list(self.meta["labels"])
-        self.max_length = int(self.meta["max_length"])
-        self.stride = max(0, min(stride, self.max_length // 4))
-        self.batch_size = batch_size
-        self.temperature = float(self.meta.get("temperature", 1.0))
+    Inference settings (window length, stride, batch size, temperature, fallback label) come from the model's
+    ModelMeta; `batch_size` and `stride` given here override them for this predictor only.
+    """
+
+    def __init__(self, model_dir: str | Path, batch_size: int | None = None, stride: int | None = None,
+                 precision: str = "auto", min_confidence: float = 0.0, quantize: bool = False):
+        model, tokenizer, meta, directory = load_checkpoint(model_dir)
+        self._setup(model, tokenizer, meta, directory, batch_size, stride, precision, min_confidence, quantize)
+
+    @classmethod
+    def from_parts(cls, model, tokenizer, meta: ModelMeta, precision: str = "auto") -> "Predictor":
+        """A predictor around a model in memory (e.g. right after training), without a round trip through disk."""
+        predictor = cls.__new__(cls)
+        model.eval()
+        predictor._setup(model, tokenizer, meta, None, None, None, precision, 0.0, False)
+        return predictor
+
+    def _setup(self, model, tokenizer, meta: ModelMeta, directory: Path | None, batch_size: int | None,
+               stride: int | None, precision: str, min_confidence: float, quantize: bool) -> None:
+        self.model, self.tokenizer, self.meta, self.directory = model, tokenizer, meta, directory
+        self.labels: list[str] = meta.label_names
+        self.max_length = int(meta.max_length)
+        self.stride = max(0, min(meta.stride if stride is None else stride, self.max_length // 4))
+        self.batch_size = batch_size or meta.batch_size
+        self.temperature = float(meta.temperature)
         self.precision = resolve_precision(precision)
         self.min_confidence = min_confidence
         if quantize:  # int8 weights for nn.Linear, computed in int8 on the CPU: several times faster, fp32 elsewhere
@@ -65,10 +82,7 @@ class Predictor:
 
     def combine(self, logits: np.ndarray, owner: list[int], n_texts: int, temperature: float | None = None) -> np.ndarray:
         """Temperature-scaled softmax per window, averaged over the windows of each text."""
-        scaled = logits / (self.temperature if temperature is None else temperature)
-        scaled -= scaled.max(axis=1, keepdims=True)
-        window_probs = np.exp(scaled)
-        window_probs /= window_probs.sum(axis=1, keepdims=True)
+        window_probs = softmax(logits / (self.temperature if temperature is None else temperature), axis=1)
         owner = np.asarray(owner)
         probs = np.zeros((n_texts, len(self.labels)), dtype=np.float64)
         np.add.at(probs, owner, window_probs)
@@ -84,7 +98,8 @@ class Predictor:
     def predict(self, texts: list[str], progress: bool = False) -> list[dict]:
         """For each text: the label, its probability, and the probability of every label.
 
-        With min_confidence, a prediction whose probability is below it is routed to `other` and flagged.
+        With min_confidence, a prediction whose probability is below it is flagged `low_confidence` and routed to
+        the model's fallback label (when it has one).
         """
         return [self.decide(p) for p in self.predict_proba(texts, progress)]
 
@@ -97,8 +112,8 @@ class Predictor:
         }
         if self.min_confidence:  # every row carries the flag, so CSV columns stay the same
             result["low_confidence"] = bool(probs[best] < self.min_confidence)
-            if result["low_confidence"] and FALLBACK_LABEL in self.labels:
-                result["label"] = FALLBACK_LABEL
+            if result["low_confidence"] and self.meta.fallback_label is not None:
+                result["label"] = self.meta.fallback_label
         return result
 
     def predict_records(self, records: Iterable[dict], chunk_size: int = 1024, progress: bool = False) -> Iterator[dict]:

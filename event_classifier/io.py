@@ -1,10 +1,13 @@
-"""File reading and writing with clear errors: atomic writes, hashed inputs, strict JSONL."""
+"""File reading and writing with clear errors: one atomic-write helper for every kind of output, one UTF-8 reader,
+hashes of inputs, strict JSONL."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -15,32 +18,87 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename, so a crash never leaves half a file."""
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename inside `directory` durable (a no-op where directories cannot be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside `path`; when the block ends without error it is fsynced and renamed to `path`.
+
+    Every file the project writes goes through here (text, JSON, figures, prediction output), so a crash or Ctrl-C
+    never leaves half a file: the old file stays, or the new one is complete. `suffix` keeps the extension that
+    writers such as matplotlib read from the name.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; results are ordinary files
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
+        yield tmp
+        with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        _fsync_directory(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
+@contextlib.contextmanager
+def atomic_open(path: str | Path, newline: str | None = None) -> Iterator[Any]:
+    """A text handle (UTF-8) whose content appears at `path` only when the block ends without error."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline=newline) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success it replaces `path` whole (e.g. an exported model)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        yield tmp
+        for item in tmp.rglob("*"):
+            if item.is_file():
+                with open(item, "rb") as handle:
+                    os.fsync(handle.fileno())
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        _fsync_directory(path.parent)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_open(path) as handle:
+        handle.write(text)
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-def atomic_write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+def atomic_write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    with atomic_open(path) as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -48,7 +106,17 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_text_file_head(path: Path) -> None:
+def decode_utf8(raw: bytes, where: str) -> str:
+    """UTF-8 bytes as text (a leading BOM is dropped), or an error naming `where` and the offending byte."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise EventClassifierError(
+            f"{where}: not UTF-8 text (bad byte at offset {exc.start}); convert it, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+
+
+def check_text_file(path: Path) -> None:
     """Check that `path` is an existing, non-empty text file, reading only its start."""
     path = Path(path)
     if not path.exists():
@@ -63,19 +131,30 @@ def read_text_file_head(path: Path) -> None:
         raise EventClassifierError(f"{path}: file is empty; give a file with at least one paragraph")
 
 
-def read_text_file(path: Path) -> str:
+def read_text_file(path: str | Path) -> str:
     """Read a UTF-8 text file (a BOM is accepted) or raise an error that says what is wrong with it."""
-    read_text_file_head(path)
-    raw = Path(path).read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise EventClassifierError(
-            f"{path}: not UTF-8 text (bad byte at offset {exc.start}); convert it, e.g. iconv -f latin1 -t utf-8"
-        ) from None
+    check_text_file(Path(path))
+    text = decode_utf8(Path(path).read_bytes(), str(path))
     if not text.strip():
         raise EventClassifierError(f"{path}: file is empty; give a file with at least one paragraph")
     return text
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file the project wrote, or an error saying it is damaged."""
+    text = read_text_file(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EventClassifierError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); restore or rewrite it") from None
+
+
+def jsonl_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Numbered lines of a JSONL file, read one at a time so that any file size runs in constant memory."""
+    check_text_file(path)
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            yield number, decode_utf8(raw, f"{path}:{number}")
 
 
 def iter_jsonl(path: Path | str, text: str | None = None,

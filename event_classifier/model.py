@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from pathlib import Path
@@ -14,11 +13,12 @@ from transformers import PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
 from event_classifier.errors import EventClassifierError
-from event_classifier.io import atomic_write_json
+from event_classifier.io import atomic_directory
+from event_classifier.meta import ModelMeta
+from event_classifier.runs import resolve_model_dir
 
 MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 TINY_RANDOM_BERT = "tiny-random-bert"
-META_FILE = "event_classifier.json"
 logger = logging.getLogger(__name__)
 
 
@@ -124,22 +124,17 @@ def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str]
     return model, tokenizer
 
 
-def save_model(model, tokenizer, directory: Path, meta: dict) -> None:
-    """A standard save_pretrained folder plus our metadata (labels, max_length, data hashes)."""
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    atomic_write_json(directory / META_FILE, meta)
+def save_model(model, tokenizer, directory: Path, meta: ModelMeta) -> None:
+    """A standard save_pretrained folder plus our typed metadata, written as a whole (a crash leaves no half model)."""
+    with atomic_directory(directory) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        meta.save(tmp)
 
 
 def load_checkpoint(directory: str | Path):
-    """Model, tokenizer and metadata of a saved model folder (or a run folder holding one in model/)."""
-    directory = Path(directory)
-    if (directory / "model" / "config.json").exists():
-        directory = directory / "model"
-    if not directory.is_dir():
-        raise EventClassifierError(f"{directory}: model folder not found; pass a run folder (runs/NAME) or its model/ folder")
-    if not (directory / "config.json").exists():
-        raise EventClassifierError(f"{directory}: not a model folder (no config.json); pass runs/NAME or runs/NAME/model")
+    """Model, tokenizer, ModelMeta and folder of a saved model (or of a run folder holding one in model/)."""
+    directory = resolve_model_dir(directory)
     hf_logging.disable_progress_bar()  # a saved classifier loads whole: no per-weight bar or load report
     hf_logging.set_verbosity_error()
     try:
@@ -150,9 +145,8 @@ def load_checkpoint(directory: str | Path):
             f"{directory}: cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
             "the checkpoint is corrupt or incomplete, retrain or restore it"
         ) from None
-    meta_path = directory / META_FILE
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
-    meta.setdefault("labels", [model.config.id2label[i] for i in range(model.config.num_labels)])
-    meta.setdefault("max_length", min(tokenizer.model_max_length, model.config.max_position_embeddings))
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    default_length = min(tokenizer.model_max_length, model.config.max_position_embeddings)
+    meta = ModelMeta.load(directory, labels, default_length)
     model.eval()
     return model, tokenizer, meta, directory

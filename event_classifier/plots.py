@@ -16,11 +16,12 @@ def new_figure(**kwargs):
 
 
 def save_figure(figure, path: Path, dpi: int = 120) -> None:
-    """Write a PNG to a temporary name, then rename, so a crash never leaves half an image."""
+    """Write a PNG atomically (io.atomic_path), so a crash never leaves half an image."""
     import matplotlib.pyplot as plt
 
-    tmp = path.with_name(f".{path.stem}.tmp.png")
+    from event_classifier.io import atomic_path
+
     figure.tight_layout()
-    figure.savefig(tmp, dpi=dpi)
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=dpi)
     plt.close(figure)
-    tmp.replace(path)

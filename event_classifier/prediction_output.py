@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
-import os
 import sys
-import tempfile
 from collections import defaultdict
-from pathlib import Path
 from typing import Iterable
+
+from event_classifier.io import atomic_open
 
 
 def write_predictions(records: Iterable[dict], output: str | None, fmt: str, labels: list[str]) -> dict[str, dict[str, int]]:
-    """Stream `records` out one row per paragraph; return counts per source and label."""
+    """Stream `records` out one row per paragraph; return counts per source and label.
+
+    A file appears only when every row is written: a failure or Ctrl-C leaves no partial output.
+    """
     summary: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(labels, 0))
-    if output:
-        path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
-    else:
-        handle, tmp = sys.stdout, None
-    try:
+    target = atomic_open(output, newline="") if output else contextlib.nullcontext(sys.stdout)
+    with target as handle:
         writer = None
         for record in records:
             summary[record["source"]][record["label"]] += 1
@@ -35,12 +32,4 @@ def write_predictions(records: Iterable[dict], output: str | None, fmt: str, lab
                 writer = csv.DictWriter(handle, fieldnames=list(flat), extrasaction="ignore")
                 writer.writeheader()
             writer.writerow(flat)
-        if tmp:
-            handle.close()
-            os.replace(tmp, output)
-    except BaseException:
-        if tmp:
-            handle.close()
-            Path(tmp).unlink(missing_ok=True)
-        raise
     return dict(summary)

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import yaml
 
-LABEL_SUMMARIES = {  # one line each from data/GUIDELINES.md
-    "military_advance": "forces take, enter, retake, capture or establish themselves in territory or positions; "
-                        "a withdrawal is an advance for the other side",
-    "attack": "a violent strike or clash by armed forces or groups: shelling, air/drone strike, bombing, ambush, armed clash",
-    "diplomacy": "non-violent dealings between governments or parties: talks, agreements, ceasefires, sanctions, envoys",
-    "other": "everything else: background, humanitarian and economic news, protests, crime, arrests, disasters, "
-             "deployments, plans and threats",
-}
-
+if TYPE_CHECKING:
+    from event_classifier.meta import ModelMeta
 
 def source_licence(source: str) -> str:
     """Our own paragraphs are the project's; an outside source's licence is in its codebook."""
@@ -57,12 +51,14 @@ def error_report(rows: list[dict], predictions: list[dict], metrics: dict, name:
     return "\n".join(lines) + "\n"
 
 
-def model_card(meta: dict, metrics: dict, config: dict, data_manifest: dict | None) -> str:
+def model_card(meta: "ModelMeta", metrics: dict, config: dict) -> str:
     """README.md for an exported model folder: use, labels, data, metrics with their command, calibration, config."""
     dev, test = metrics["dev"], metrics["test"]
+    fallback = f"`{meta.fallback_label}`" if meta.fallback_label else "no label (they are only flagged)"
     lines = [
         "# event_classifier model", "",
-        f"Fine-tuned from `{meta['backbone']}` to label news paragraphs by event type. Written by `python train.py`.", "",
+        f"Fine-tuned from `{meta.backbone}` to label news paragraphs by event type. Written by `python train.py` "
+        f"(event_classifier {meta.version}).", "",
         "## Intended use and limits", "",
         "Labelling paragraphs of English-language conflict reporting as event data. One label per paragraph: a paragraph "
         "reporting two events gets the main one (see data/GUIDELINES.md). Trained on text written in the style of wire "
@@ -70,25 +66,23 @@ def model_card(meta: dict, metrics: dict, config: dict, data_manifest: dict | No
         "Not for decisions about individuals. Check a sample of its output before publishing figures built on it.", "",
         "## Labels", "", "| label | meaning |", "|---|---|",
     ]
-    lines += [f"| `{label}` | {LABEL_SUMMARIES.get(label, '')} |" for label in meta["labels"]]
-    lines += ["", "## Training data", ""]
-    if data_manifest:
-        lines += ["| file | rows kept | licence | sha256 |", "|---|---|---|---|"]
-        lines += [f"| {i['path']} ({i['source']}) | {i['kept']} | {source_licence(i['source'])} | `{i['sha256'][:16]}…` |"
-                  for i in data_manifest["inputs"]]
-        lines += ["", "| split | paragraphs | labels |", "|---|---|---|"]
-        lines += [f"| {n} | {s['rows']} | {s['labels']} |" for n, s in data_manifest["splits"].items()]
+    lines += [f"| `{label.name}` | {label.description} |" for label in meta.labels]
+    lines += ["", "## Training data", "", "| split | paragraphs | labels | sources (licence) | sha256 |", "|---|---|---|---|---|"]
+    for split, item in meta.data.items():
+        sources = ", ".join(f"{s} {n} ({source_licence(s)})" for s, n in item.get("sources", {}).items())
+        lines.append(f"| {split} | {item.get('rows', '')} | {item.get('labels', '')} | {sources} | `{item.get('sha256', '')[:16]}…` |")
     lines += [
         "", "## Metrics", "",
         "| split | macro-F1 (95 % CI) | accuracy | ECE |", "|---|---|---|---|",
         *(f"| {n} | {m['macro_f1']:.3f} ({m['macro_f1_ci95'][0]:.3f}-{m['macro_f1_ci95'][1]:.3f}) | {m['accuracy']:.3f} "
           f"| {m['ece']:.3f} |" for n, m in (("dev", dev), ("test", test))),
         "", f"Written by `python train.py` at the end of training; reproduce with `python train.py --config "
-            f"{meta['run']}/config.yaml --train.run_name=NEW_NAME`, re-check with `python evaluate.py {meta['run']}`.",
-        "", "## Calibration", "",
-        f"Temperature scaling fitted on dev: T = {meta.get('temperature', 1.0)}. Test ECE "
+            f"{meta.run}/config.yaml --train.run_name=NEW_NAME`, re-check with `python evaluate.py {meta.run}`.",
+        "", "## Calibration and inference settings", "",
+        f"Temperature scaling fitted on dev: T = {meta.temperature}. Test ECE "
         f"{test.get('ece_uncalibrated', test['ece']):.3f} before, {test['ece']:.3f} after. `predict.py --min-confidence X` "
-        "routes predictions below X to `other` and flags them; see evaluation/test/coverage.png to choose X.",
-        "", "## Config", "", "```yaml", yaml.safe_dump(config, sort_keys=False).strip(), "```", "",
+        f"flags predictions below X and routes them to {fallback}; see evaluation/test/coverage.png to choose X. "
+        f"Windows of {meta.max_length} tokens overlapping by {meta.stride}, batches of {meta.batch_size}.",
+        "", "## Config", "", "```yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True).strip(), "```", "",
     ]
     return "\n".join(lines)

@@ -99,7 +99,7 @@ def load_codebook(name: str) -> dict[str, Any]:
     codebook = yaml.safe_load(path.read_text(encoding="utf-8"))
     for key in ("format", "text_field", "label_field", "labels"):
         if key not in codebook:
-            raise EventClassifierError(f"{path}: codebook lacks '{key}'; see configs/sources/README.md")
+            raise EventClassifierError(f"{path}: codebook lacks '{key}'; see \"Adding a source\" in data/README.md")
     return codebook
 
 
@@ -164,17 +164,28 @@ def read_source(name: str, path: Path, labels: list[str]) -> tuple[list[dict], R
     return rows, report
 
 
-def parse_source_spec(spec: str) -> tuple[str, Path]:
-    """Split a `NAME=PATH` command-line value."""
-    name, sep, path = spec.partition("=")
-    if not sep or not name or not path:
-        raise EventClassifierError(f"--source {spec!r}: expected NAME=PATH, e.g. case=../shared/data/case2021_task2_dev.tsv")
+def split_source_spec(spec: str) -> tuple[str, Path] | None:
+    """`NAME=PATH` as (name, path); None when `spec` is a plain file path (an existing file, or no `=`)."""
+    spec = str(spec)
+    if "=" not in spec or Path(spec).exists():
+        return None
+    name, _, path = spec.partition("=")
+    if not name or not path:
+        raise EventClassifierError(f"{spec!r}: expected NAME=PATH, e.g. case=../shared/data/case2021_task2_dev.tsv")
     return name, Path(path)
+
+
+def parse_source_spec(spec: str) -> tuple[str, Path]:
+    """A `--source NAME=PATH` value (the `=` is required)."""
+    named = split_source_spec(spec)
+    if named is None:
+        raise EventClassifierError(f"--source {spec!r}: expected NAME=PATH, e.g. case=../shared/data/case2021_task2_dev.tsv")
+    return named
 
 
 def read_any(spec: str | Path, labels: list[str]) -> tuple[list[dict], ReadReport]:
     """Read `NAME=PATH` through a codebook, or a plain labelled JSONL/CSV/TSV file."""
-    spec = str(spec)
-    if "=" in spec and not Path(spec).exists():
-        return read_source(*parse_source_spec(spec), labels)
+    named = split_source_spec(str(spec))
+    if named:
+        return read_source(*named, labels)
     return read_labelled_file(Path(spec), labels)

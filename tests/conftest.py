@@ -55,7 +55,7 @@ def _project_root(monkeypatch):
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
 
 
-def train_tiny_run(tmp: Path, epochs: int = 3) -> tuple[Path, Path]:
+def train_tiny_run(tmp: Path, epochs: int = 20) -> tuple[Path, Path]:
     """prepare -> train through the command-line entry points on the inline corpus; returns (corpus, run folder)."""
     import os
 
@@ -68,3 +68,17 @@ def train_tiny_run(tmp: Path, epochs: int = 3) -> tuple[Path, Path]:
     assert prepare_main(args) == 0
     assert train_main(args) == 0
     return corpus, tmp / "runs" / "r1"
+
+
+def save_tiny_model(directory: Path, max_length: int = 32, labels: list[str] = LABELS, **meta) -> Path:
+    """An untrained tiny classifier saved as a model folder with its ModelMeta (no training run needed)."""
+    from event_classifier.config import LabelSpec
+    from event_classifier.meta import ModelMeta
+    from event_classifier.model import load_backbone, save_model
+
+    work = Path(directory).parent / f".{Path(directory).name}-backbone"
+    model, tokenizer = load_backbone("tiny-random-bert", labels, work, [r["text"] for r in make_corpus()], seed=0)
+    fallback = meta.pop("fallback_label", "other" if "other" in labels else None)
+    save_model(model, tokenizer, Path(directory),
+               ModelMeta(labels=[LabelSpec(name) for name in labels], max_length=max_length, fallback_label=fallback, **meta))
+    return Path(directory)

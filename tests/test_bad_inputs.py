@@ -30,17 +30,13 @@ from pathlib import Path
 import pytest
 
 from event_classifier.cli import evaluate_main, predict_main, prepare_main, train_main
-from event_classifier.model import load_backbone, save_model
 
-from conftest import LABELS, make_corpus, write_jsonl
+from conftest import LABELS, make_corpus, save_tiny_model, write_jsonl
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("bad")
-    model, tokenizer = load_backbone("tiny-random-bert", LABELS, work, [r["text"] for r in make_corpus()], seed=0)
-    save_model(model, tokenizer, work / "model", {"labels": LABELS, "max_length": 32})
-    return work / "model"
+    return save_tiny_model(tmp_path_factory.mktemp("bad") / "model")
 
 
 def _write(tmp_path: Path, name: str, content) -> str:

@@ -12,12 +12,13 @@ CONFIGS = sorted(Path("configs").glob("*.yaml"))
 def test_every_config_loads(path):
     config = load_config(path)
     assert isinstance(config, Config)
-    assert config.labels == ["military_advance", "attack", "diplomacy", "other"]
+    assert config.label_names == ["military_advance", "attack", "diplomacy", "other"]
+    assert all(label.description for label in config.labels) and config.fallback_label in config.label_names
 
 
 def test_tiny_config_holds_only_differences():
     tiny, default = load_config("configs/tiny.yaml"), load_config("configs/default.yaml")
-    assert tiny.model.name == "tiny-random-bert" and tiny.train.epochs == 1
+    assert tiny.model.name == "tiny-random-bert" and tiny.train.epochs == 20
     assert tiny.data == default.data  # inherited unchanged
 
 
@@ -63,3 +64,52 @@ def test_auto_precision_picks_the_faster_of_bf16_and_fp32(monkeypatch):
     monkeypatch.setattr(model, "bf16_speedup_on_cpu", lambda: 4.0)
     assert model.resolve_precision("auto") == "bf16"
     assert model.resolve_precision("fp32") == "fp32"
+
+
+def test_default_yaml_spells_out_exactly_the_dataclass_defaults():
+    """Defaults live in config.py; configs/default.yaml repeats them for readers. This fails if either drifts."""
+    import dataclasses
+
+    import yaml
+
+    from event_classifier.config import DEFAULT_CONFIG, _resolve_paths_in_place
+
+    built_in = Config()
+    _resolve_paths_in_place(built_in)
+    assert load_config(DEFAULT_CONFIG) == built_in
+    written = yaml.safe_load(DEFAULT_CONFIG.read_text())
+
+    def field_names(obj) -> set[str]:
+        return {f.name for f in dataclasses.fields(obj)}
+
+    assert set(written) == field_names(built_in)
+    for section in ("data", "model", "train", "predict"):
+        assert set(written[section]) == field_names(getattr(built_in, section)), section
+
+
+def test_paths_are_relative_to_the_file_that_states_them(tmp_path, monkeypatch):
+    from event_classifier.config import PROJECT_ROOT
+
+    (tmp_path / "exp").mkdir()
+    exp = tmp_path / "exp" / "x.yaml"
+    exp.write_text(f"defaults: {PROJECT_ROOT / 'configs' / 'default.yaml'}\ndata:\n  prepared_dir: prep\n"
+                   "  sources:\n    case: ../case.tsv\n")
+    monkeypatch.chdir(tmp_path)
+    config = load_config(exp, ["--train.output_dir=out"])
+    assert config.data.prepared_dir == str(tmp_path / "exp" / "prep")  # the YAML file's folder
+    assert config.data.sources["case"] == str(tmp_path / "case.tsv")
+    assert config.train.output_dir == str(tmp_path / "out")  # the current folder, for a command-line override
+    assert config.data.paragraphs == str(PROJECT_ROOT / "data" / "paragraphs")  # default.yaml's folder
+
+
+def test_labels_with_descriptions_short_names_and_fallback():
+    config = load_config(None, ["--labels=[advance,attack,none]", "--fallback_label=none"])
+    assert config.label_names == ["advance", "attack", "none"] and config.fallback_label == "none"
+    with pytest.raises(EventClassifierError, match="fallback_label 'other' is not one of the labels"):
+        load_config(None, ["--labels=[advance,attack,none]"])
+    assert load_config(None, ["--labels=[advance,attack]", "--fallback_label=null"]).fallback_label is None
+
+
+def test_duplicate_labels_are_an_error():
+    with pytest.raises(EventClassifierError, match="distinct"):
+        load_config(None, ["--labels=[a,a]", "--fallback_label=a"])

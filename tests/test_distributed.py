@@ -14,7 +14,7 @@ from event_classifier.cli import prepare_main
 def test_two_cpu_processes_train_one_model(tiny_args, tmp_path):
     assert prepare_main(tiny_args) == 0
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
-               *tiny_args, "--train.run_name=ddp", "--train.epochs=2"]
+               *tiny_args, "--train.run_name=ddp", "--train.epochs=2", "--train.batch_size=8"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "runs" / "ddp"

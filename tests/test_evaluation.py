@@ -75,12 +75,10 @@ def test_error_report_lists_confident_mistakes_first_with_texts():
 
 def test_mixed_sources_get_their_own_figures(tmp_path):
     from event_classifier.evaluation import evaluate_rows
-    from event_classifier.model import load_backbone, save_model
     from event_classifier.inference import Predictor
-    from conftest import make_corpus
+    from conftest import make_corpus, save_tiny_model
 
-    model, tokenizer = load_backbone("tiny-random-bert", LABELS, tmp_path, [r["text"] for r in make_corpus()], seed=0)
-    save_model(model, tokenizer, tmp_path / "m", {"labels": LABELS, "max_length": 32})
+    save_tiny_model(tmp_path / "m")
     rows = [dict(r, source="authored" if i % 2 else "case") for i, r in enumerate(make_corpus()[:40])]
     metrics = evaluate_rows(Predictor(tmp_path / "m"), rows)
     assert set(metrics["by_source"]) == {"authored", "case"}

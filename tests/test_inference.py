@@ -3,19 +3,14 @@ import pytest
 
 from event_classifier.documents import split_into_paragraphs
 from event_classifier.inference import Predictor
-from event_classifier.model import save_model, load_backbone
 
-from conftest import LABELS, make_corpus
+from conftest import LABELS, make_corpus, save_tiny_model
 
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     """An untrained tiny classifier saved as a model folder, with a short window so long texts need several."""
-    work = tmp_path_factory.mktemp("tiny")
-    texts = [r["text"] for r in make_corpus()]
-    model, tokenizer = load_backbone("tiny-random-bert", LABELS, work, texts, seed=0)
-    save_model(model, tokenizer, work / "model", {"labels": LABELS, "max_length": 16})
-    return work / "model"
+    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", max_length=16)
 
 
 def test_windows_cover_every_token_of_a_long_paragraph(tiny_model_dir):

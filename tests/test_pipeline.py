@@ -28,7 +28,7 @@ def trained_run(tmp_path_factory):
 def test_run_folder_holds_config_labels_hashes_logs_metrics(trained_run):
     tmp, run = trained_run
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["labels"] == LABELS and config["train"]["run_name"] == "r1"
+    assert [label["name"] for label in config["labels"]] == LABELS and config["train"]["run_name"] == "r1"
     data = json.loads((run / "data.json").read_text())
     assert set(data) == {"train", "dev", "test"} and all(len(v["sha256"]) == 64 for v in data.values())
     assert (run / "train_log.jsonl").read_text().count("\n") >= 3
@@ -39,13 +39,24 @@ def test_run_folder_holds_config_labels_hashes_logs_metrics(trained_run):
     assert (tmp / "runs" / "latest").resolve() == run.resolve()
 
 
+def test_the_tiny_setup_learns_the_inline_corpus(trained_run):
+    """Every pipeline test runs on a model that has learnt something, so a bug that shuffles labels or drops the
+    loss shows up as a failure here rather than as a constant model."""
+    _, run = trained_run
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["dev"]["macro_f1"] >= 0.9 and metrics["test"]["macro_f1"] >= 0.9
+    assert metrics["train"]["temperature"] < 20  # not pinned at the cap, as a constant model would be
+
+
 def test_labels_travel_with_the_checkpoint(trained_run):
     _, run = trained_run
     config = json.loads((run / "model" / "config.json").read_text())
     assert [config["id2label"][str(i)] for i in range(4)] == LABELS
     assert config["label2id"] == {label: i for i, label in enumerate(LABELS)}
     meta = json.loads((run / "model" / "event_classifier.json").read_text())
-    assert meta["labels"] == LABELS and meta["max_length"] > 0
+    assert [label["name"] for label in meta["labels"]] == LABELS and meta["max_length"] > 0
+    assert meta["fallback_label"] == "other" and meta["stride"] == 32 and meta["batch_size"] == 32
+    assert meta["data"]["train"]["sha256"] == json.loads((run / "data.json").read_text())["train"]["sha256"]
 
 
 def test_saved_model_loads_in_a_plain_transformers_pipeline(trained_run):

@@ -12,7 +12,7 @@ import pytest
 
 from event_classifier.cli import prepare_main, train_main
 
-EPOCHS = ["--train.epochs=10", "--train.batch_size=4", "--train.save_total_limit=20"]
+EPOCHS = ["--train.epochs=10", "--train.batch_size=4", "--train.save_total_limit=20"]  # several checkpoints to resume from
 
 
 def _start(args: list[str]) -> subprocess.Popen:
@@ -40,7 +40,7 @@ def _final(run: Path) -> dict:
     metrics = json.loads((run / "metrics.json").read_text())
     predictions = [list(json.loads(line)["probs"].values()) for line in (run / "evaluation" / "test" / "predictions.jsonl").open()]
     return {"dev": metrics["dev"]["macro_f1"], "test": metrics["test"]["macro_f1"], "steps": metrics["train"]["steps"],
-            "probs": predictions}
+            "probs": predictions, "resumed_from_step": metrics["train"]["resumed_from_step"]}
 
 
 def test_killed_run_resumes_to_the_same_result(prepared, tmp_path):
@@ -51,8 +51,12 @@ def test_killed_run_resumes_to_the_same_result(prepared, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert not (runs / "killed" / "model").exists(), "the run finished before it was killed"
+    saved = max(int(c.name.split("-")[1]) for c in (runs / "killed" / "checkpoints").glob("checkpoint-*")
+                if (c / "trainer_state.json").exists())
     assert train_main(prepared + ["--train.run_name=killed", "--resume"]) == 0
     whole, resumed = _final(runs / "whole"), _final(runs / "killed")
+    assert whole["resumed_from_step"] == 0
+    assert resumed["resumed_from_step"] == saved > 0  # continued from the checkpoint, not from step 0
     assert resumed["steps"] == whole["steps"]
     assert resumed["dev"] == whole["dev"] and resumed["test"] == whole["test"]
     assert np.asarray(resumed["probs"]) == pytest.approx(np.asarray(whole["probs"]), abs=1e-4)

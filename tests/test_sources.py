@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-import yaml
 
 from event_classifier.errors import EventClassifierError
 from event_classifier.sources import SOURCES_DIR, load_codebook, read_any, read_source
@@ -62,7 +61,10 @@ def test_real_sources_read_through_their_codebooks(name, file):
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is not beside the project")
 def test_news_config_names_existing_shared_files():
-    config = yaml.safe_load(Path("configs/news.yaml").read_text())
-    for name, path in config["data"]["sources"].items():
+    from event_classifier.config import load_config
+
+    config = load_config("configs/news.yaml")  # its paths are relative to configs/
+    assert config.data.sources
+    for name, path in config.data.sources.items():
         assert Path(path).is_file(), path
         assert (SOURCES_DIR / f"{name}.yaml").is_file()

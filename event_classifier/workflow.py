@@ -1,0 +1,132 @@
+"""The steps a user runs, composed from the modules that own each part: train = run folder -> fit -> calibrate and
+evaluate -> export; evaluate = models x data -> metrics and a comparison. Nothing here prints: cli.py does."""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from event_classifier.comparison import baseline_metrics, comparison_table
+from event_classifier.config import Config, to_dict
+from event_classifier.data import SPLITS, load_split, read_split
+from event_classifier.errors import EventClassifierError
+from event_classifier.evaluation import Metrics, data_name, evaluate_run
+from event_classifier.inference import Predictor
+from event_classifier.io import atomic_write_json, atomic_write_text
+from event_classifier.meta import ModelMeta
+from event_classifier.model import save_model
+from event_classifier.reports import model_card
+from event_classifier.runs import Run, check_split_unchanged, data_record, process_rank, run_dir_of
+from event_classifier.sources import read_any
+from event_classifier.training import fit
+
+
+def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict:
+    """Fine-tune on the prepared train split, keep the best dev checkpoint, calibrate on dev, evaluate on dev and
+    test, export runs/<name>/model/ with its model card. Returns the run's metrics (and its folder)."""
+    run, config = Run.create(config, resume, overwrite)
+    main_process = process_rank()[0] == 0
+    rows = {name: load_split(config, name) for name in SPLITS}
+    record = data_record(config, rows)
+    if resume:
+        run.check_resume_matches(config, record)
+    work_dir = run.directory if main_process else Path(tempfile.mkdtemp(prefix="event_classifier_rank"))
+    if main_process:
+        config_to_save = copy.deepcopy(config)
+        run.record_start(config_to_save, record)
+    fitted = fit(config, rows, run.directory, resume=resume, is_main_process=main_process, work_dir=work_dir)
+    if not fitted.is_main_process:  # the main process alone calibrates, evaluates and exports
+        return {"run_dir": str(run.directory), "rank": process_rank()[0]}
+
+    meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length, fallback_label=config.fallback_label,
+                     stride=config.predict.stride, batch_size=config.predict.batch_size, precision=fitted.precision,
+                     backbone=config.model.name, data=record, run=str(run.directory))
+    predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
+    evaluation = evaluate_run(predictor, {"dev": rows["dev"], "test": rows["test"]},
+                              {split: run.directory / "evaluation" / split for split in ("dev", "test")}, calibrate=True)
+    meta.temperature = predictor.temperature
+    metrics = {"train": {**fitted.stats, "precision": fitted.precision, "max_length": fitted.max_length,
+                         "temperature": meta.temperature}, **evaluation}
+    save_model(fitted.model, fitted.tokenizer, run.model_dir, meta)
+    atomic_write_text(run.model_dir / "README.md", model_card(meta, metrics, to_dict(config)))
+    atomic_write_json(run.directory / "metrics.json", metrics)
+    run.point_latest()
+    return {"run_dir": str(run.directory), **metrics}
+
+
+def train_seeds(config: Config, seeds: list[int], overwrite: bool = False) -> dict:
+    """Train the same config once per seed; report mean and standard deviation of dev and test macro-F1."""
+    base = config.train.run_name or datetime.now().strftime("%Y%m%d-%H%M%S")
+    runs = {}
+    for seed in seeds:
+        one = copy.deepcopy(config)
+        one.train.seed, one.train.run_name = seed, f"{base}-seed{seed}"
+        runs[seed] = train(one, overwrite=overwrite)
+    summary: dict = {"runs": {s: r["run_dir"] for s, r in runs.items()}}
+    for split in ("dev", "test"):
+        scores = np.array([r[split]["macro_f1"] for r in runs.values()])
+        summary[split] = {"macro_f1_mean": round(float(scores.mean()), 4), "macro_f1_std": round(float(scores.std(ddof=1)), 4)
+                          if len(scores) > 1 else 0.0, "macro_f1": [round(float(x), 4) for x in scores]}
+    path = Path(config.train.output_dir) / f"{base}-seeds.json"
+    atomic_write_json(path, summary)
+    return {"summary_path": str(path), **summary}
+
+
+@dataclass
+class Evaluation:
+    """The result of `evaluate`: metrics per model on one data set, and where they were written."""
+
+    data: str
+    rows: int
+    results: dict[str, Metrics]
+    folders: dict[str, Path]
+    comparison: Path | None = None  # comparison.md and .json, when several models (or the baseline) were scored
+    table: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _recorded_test_split(predictor: Predictor, model: str) -> list[dict]:
+    """The test split the model was evaluated on at training time, refused if it changed since."""
+    path = check_split_unchanged(predictor.meta.data, "test", model)
+    return read_split(path, predictor.labels)
+
+
+def evaluate(models: list[str], data: str | None = None, baseline: bool = False, output_dir: str | None = None,
+             batch_size: int | None = None, quantize: bool = False) -> Evaluation:
+    """Evaluate every model on the same rows: `data` (a labelled file or NAME=PATH), else the first model's own
+    test split, checked against the hash recorded at training time."""
+    predictors = [Predictor(m, batch_size=batch_size, quantize=quantize) for m in models]
+    labels = predictors[0].labels
+    for model, predictor in zip(models, predictors):
+        if predictor.labels != labels:
+            raise EventClassifierError(f"{model}: its labels {predictor.labels} differ from {models[0]}'s {labels}; "
+                                       "compare models trained on the same label set")
+    if data:
+        rows, name = read_any(data, labels)[0], data_name(data)
+    else:
+        rows, name = _recorded_test_split(predictors[0], models[0]), "test"
+    results: dict[str, Metrics] = {}
+    folders: dict[str, Path] = {}
+    for model, predictor in zip(models, predictors):
+        base = run_dir_of(model) or predictor.directory
+        if output_dir:
+            folders[model] = Path(output_dir) / Path(model).name if len(models) > 1 else Path(output_dir)
+        else:
+            folders[model] = base / "evaluation" / name
+        results[str(model)] = evaluate_run(predictor, {name: rows}, {name: folders[model]})[name]
+    if baseline:
+        train_path = check_split_unchanged(predictors[0].meta.data, "train", models[0])
+        results["tfidf-logreg baseline"] = baseline_metrics(read_split(train_path, labels), rows, labels)
+    evaluation = Evaluation(name, len(rows), results, folders)
+    if len(results) > 1:
+        evaluation.table = comparison_table(results, labels)
+        out = Path(output_dir) if output_dir else Path(run_dir_of(models[0]) or predictors[0].directory).parent / "comparisons" / name
+        atomic_write_json(out / "comparison.json", {"data": name, "rows": len(rows), "results": results})
+        atomic_write_text(out / "comparison.md", f"# {name} ({len(rows)} paragraphs)\n\n{evaluation.table}\n")
+        evaluation.comparison = out
+    return evaluation
