@@ -1,0 +1,188 @@
+"""Real-news benchmark: k-fold cross-validation over the shared CASE 2021 snippets, every system in one run.
+
+    python benchmarks/real_news.py [--folds 5] [--epochs 6] [--systems tfidf,plain,corpus,two_stage]
+                                   [--case ../shared/data/case2021_task2_dev.tsv] [--output-dir runs/benchmarks/real_news]
+
+The CASE snippets are split into k folds, stratified by label and grouped like prepare's splits (near-duplicates
+stay together). Each fold is unseen by the models scored on it; their out-of-fold predictions are pooled, and the
+pooled macro-F1 gets a bootstrap 95 % interval, per-class F1 and per-CASE-subtype recall. Systems:
+
+- tfidf:     TF-IDF + logistic regression on the other CASE folds.
+- plain:     a plain fine-tune of the backbone on the other CASE folds (HF Trainer, class weights, `--epochs`
+             epochs, fp32, last epoch kept: no dev set, no extras): the reference to beat.
+- corpus:    the default config trained once on our own corpus (its prepared train/dev splits), no CASE at all:
+             every snippet is cross-domain.
+- two_stage: the `corpus` model fine-tuned further on the other CASE folds with exactly the `plain` recipe: what
+             our corpus adds on top of the real snippets.
+
+Writes real_news.md and real_news.json, and prints the table and the wall time. Nothing here is tuned on a test
+fold: every setting is fixed before the folds are scored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset
+from sklearn.model_selection import StratifiedGroupKFold
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+
+from event_classifier.baseline import train_baseline
+from event_classifier.config import Config, LabelSpec, load_config
+from event_classifier.data import SPLITS, deduplicate, load_split
+from event_classifier.evaluation import score_predictions
+from event_classifier.inference import Predictor
+from event_classifier.io import atomic_write_json, atomic_write_text
+from event_classifier.meta import ModelMeta
+from event_classifier.model import load_backbone
+from event_classifier.sources import read_source
+from event_classifier.training import _weighted_loss, choose_max_length, class_weights, fit
+
+SYSTEMS = ("tfidf", "plain", "corpus", "two_stage")
+
+
+def case_folds(rows: list[dict], k: int, seed: int) -> list[np.ndarray]:
+    """Test indices of k folds, stratified by label and grouped so that near-duplicates share a fold."""
+    grouped, _ = deduplicate([dict(r) for r in rows], threshold=0.9)
+    if len(grouped) != len(rows):
+        raise SystemExit("the CASE file has exact duplicates; deduplicate it before benchmarking")
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    labels, groups = [r["label"] for r in grouped], [r["group"] for r in grouped]
+    return [test for _, test in splitter.split(np.zeros(len(rows)), labels, groups)]
+
+
+def plain_finetune(init: str, train_rows: list[dict], labels: list[str], epochs: float, seed: int, work: Path,
+                   batch_size: int = 16, learning_rate: float = 5e-5) -> Predictor:
+    """The plain recipe: Trainer, class-weighted loss, fixed epochs, fp32, the last epoch's weights."""
+    set_seed(seed)
+    texts = [r["text"] for r in train_rows]
+    model, tokenizer = load_backbone(init, labels, work, texts, seed)
+    max_length = choose_max_length(tokenizer, model, texts, None)
+    ids = {label: i for i, label in enumerate(labels)}
+    data = Dataset.from_dict({"text": texts, "label": [ids[r["label"]] for r in train_rows]}).map(
+        lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True, remove_columns=["text"])
+    args = TrainingArguments(output_dir=str(work / "trainer"), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
+                             learning_rate=learning_rate, weight_decay=0.01, warmup_steps=0.1, seed=seed, data_seed=seed,
+                             save_strategy="no", eval_strategy="no", logging_steps=50, report_to="none",
+                             use_cpu=True, disable_tqdm=True)
+    weights = class_weights(labels, [r["label"] for r in train_rows])
+    trainer = Trainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=_weighted_loss(weights))
+    trainer.train()
+    meta = ModelMeta(labels=[LabelSpec(label) for label in labels], max_length=max_length)
+    return Predictor.from_parts(trainer.model, tokenizer, meta, precision="fp32")
+
+
+def train_corpus_model(config: Config, work: Path) -> Path:
+    """The default config fitted on our own corpus (prepared train/dev splits); saved so two_stage can start from it."""
+    from event_classifier.model import save_model
+
+    rows = {name: load_split(config, name) for name in SPLITS}
+    fitted = fit(config, rows, work / "corpus_run")
+    meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length, fallback_label=config.fallback_label)
+    save_model(fitted.model, fitted.tokenizer, work / "corpus_model", meta)
+    return work / "corpus_model"
+
+
+def subtype_recall(rows: list[dict], predicted: list[str]) -> dict[str, dict]:
+    """For each CASE subtype: how many snippets, and the share predicted as the label the codebook maps it to."""
+    by_type: dict[str, list[bool]] = defaultdict(list)
+    for row, label in zip(rows, predicted):
+        by_type[row["source_label"]].append(row["label"] == label)
+    return {t: {"n": len(v), "recall": round(float(np.mean(v)), 3)} for t, v in sorted(by_type.items())}
+
+
+def table(results: dict[str, dict], labels: list[str]) -> str:
+    head = "| system | pooled macro-F1 | 95 % CI | " + " | ".join(f"F1 {label}" for label in labels) + " | train s/fold |"
+    lines = [head, "|" + "---|" * (4 + len(labels))]
+    for name, m in sorted(results.items(), key=lambda kv: -kv[1]["macro_f1"]):
+        low, high = m["macro_f1_ci95"]
+        per_class = " | ".join(f"{m['per_class'][label]['f1']:.3f}" for label in labels)
+        lines.append(f"| {name} | {m['macro_f1']:.3f} | {low:.3f}-{high:.3f} | {per_class} | {m['train_seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None, help="config of the corpus model and its backbone (default: configs/default.yaml)")
+    parser.add_argument("--case", default=str(Path(__file__).resolve().parent.parent.parent / "shared" / "data" /
+                                              "case2021_task2_dev.tsv"), help="the CASE 2021 snippets (TSV)")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--epochs", type=float, default=6.0, help="epochs of the plain recipe (plain and two_stage)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {', '.join(SYSTEMS)}")
+    parser.add_argument("--corpus-model", default=None, help="an already trained corpus model folder (skips training it)")
+    parser.add_argument("--output-dir", default="runs/benchmarks/real_news")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N snippets (smoke tests)")
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. --model.name=tiny-random-bert")
+    args, rest = parser.parse_known_args(argv)
+    started = time.perf_counter()
+    config = load_config(args.config, rest + args.overrides)
+    systems = [s for s in args.systems.split(",") if s]
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown:
+        parser.error(f"unknown systems {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
+    labels = config.label_names
+    rows, _ = read_source("case", Path(args.case), labels)
+    rows = rows[: args.limit] if args.limit else rows
+    folds = case_folds(rows, args.folds, args.seed)
+    out = Path(args.output_dir)
+    work = out / "work"
+    probs = {name: np.zeros((len(rows), len(labels))) for name in systems}
+    seconds: dict[str, float] = defaultdict(float)
+    corpus_model = args.corpus_model
+    if {"corpus", "two_stage"} & set(systems) and corpus_model is None:
+        start = time.perf_counter()
+        corpus_model = str(train_corpus_model(config, work))
+        seconds["corpus"] += (time.perf_counter() - start) * len(folds)  # one model serves every fold
+        print(f"corpus model trained in {time.perf_counter() - start:.0f} s", flush=True)
+    if "corpus" in systems:
+        probs["corpus"] = Predictor(corpus_model, precision="fp32").predict_proba([r["text"] for r in rows])
+    for number, test_idx in enumerate(folds, start=1):
+        train_rows = [rows[i] for i in range(len(rows)) if i not in set(test_idx)]
+        test_texts = [rows[i]["text"] for i in test_idx]
+        for name in systems:
+            start = time.perf_counter()
+            if name == "tfidf":
+                model = train_baseline(train_rows)
+                raw = model.predict_proba(test_texts)
+                probs[name][test_idx] = raw[:, [list(model.classes_).index(label) for label in labels]]
+            elif name in {"plain", "two_stage"}:
+                init = config.model.name if name == "plain" else corpus_model
+                predictor = plain_finetune(init, train_rows, labels, args.epochs, args.seed, work / f"{name}-{number}")
+                probs[name][test_idx] = predictor.predict_proba(test_texts)
+            seconds[name] += time.perf_counter() - start
+        done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
+        print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
+    results = {}
+    for name in systems:
+        metrics = score_predictions(rows, probs[name], labels)
+        metrics["train_seconds"] = seconds[name] / len(folds)
+        metrics["by_subtype"] = subtype_recall(rows, [labels[i] for i in probs[name].argmax(axis=1)])
+        results[name] = metrics
+    wall = time.perf_counter() - started
+    text = (f"# Real-news benchmark: {len(rows)} CASE 2021 snippets, {len(folds)}-fold pooled out-of-fold\n\n"
+            f"`python benchmarks/real_news.py --folds {args.folds} --epochs {args.epochs:g}` "
+            f"(backbone {config.model.name}, seed {args.seed}); wall time {wall / 60:.1f} min on {torch.get_num_threads()} threads.\n\n"
+            f"{table(results, labels)}\n")
+    subtypes = sorted({r["source_label"] for r in rows})
+    text += "\n## Recall per CASE subtype\n\n| subtype | n | " + " | ".join(systems) + " |\n|" + "---|" * (2 + len(systems)) + "\n"
+    for subtype in subtypes:
+        n = results[systems[0]]["by_subtype"][subtype]["n"]
+        text += f"| {subtype} | {n} | " + " | ".join(f"{results[s]['by_subtype'][subtype]['recall']:.2f}" for s in systems) + " |\n"
+    atomic_write_text(out / "real_news.md", text)
+    atomic_write_json(out / "real_news.json", {"folds": args.folds, "epochs": args.epochs, "seed": args.seed, "rows": len(rows),
+                                               "wall_seconds": round(wall, 1), "results": results})
+    print(text)
+    print(f"wall time {wall:.0f} s; wrote {out}/real_news.md and real_news.json")
+    return results
+
+
+if __name__ == "__main__":
+    main()

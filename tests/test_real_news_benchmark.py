@@ -1,0 +1,62 @@
+"""The real-news benchmark runs end to end on the tiny model: folds are unseen, every system is pooled and scored."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))  # benchmarks are scripts, not a package
+
+import real_news  # noqa: E402
+
+from conftest import make_corpus, write_jsonl  # noqa: E402
+
+SHARED_CASE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "case2021_task2_dev.tsv"
+
+
+def _fake_case(path: Path, n: int = 80) -> Path:
+    """A CASE-shaped TSV built from the inline corpus (the real file is not needed for this test)."""
+    subtype = {"military_advance": "GOV_REGAINS_TERIT", "attack": "AIR_STRIKE", "diplomacy": "DIPLO", "other": "ARREST"}
+    lines = ["id\tEventSnippet\tSubType"] + [f"{i}\t{r['text']}\t{subtype[r['label']]}" for i, r in enumerate(make_corpus()[:n])]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_folds_are_disjoint_cover_every_snippet_and_keep_near_duplicates_together():
+    rows = [dict(r) for r in make_corpus()[:60]]
+    rows.append(dict(rows[0], id="copy", text=rows[0]["text"] + " Again."))  # a near-duplicate of row 0
+    folds = real_news.case_folds(rows, 3, seed=1)
+    every = np.concatenate(folds)
+    assert sorted(every.tolist()) == list(range(len(rows)))
+    assert next(i for i, f in enumerate(folds) if 0 in f) == next(i for i, f in enumerate(folds) if len(rows) - 1 in f)
+
+
+def test_benchmark_runs_every_system_on_the_tiny_model(tmp_path):
+    from event_classifier.cli import prepare_main
+
+    corpus = write_jsonl(tmp_path / "p" / "c.jsonl", make_corpus(seed=3))
+    overrides = ["--model.name=tiny-random-bert", f"--data.paragraphs={corpus}", f"--data.prepared_dir={tmp_path / 'prep'}",
+                 "--train.epochs=4", "--train.batch_size=8", "--train.learning_rate=1e-3", "--train.early_stopping_patience=0"]
+    assert prepare_main(overrides) == 0
+    case = _fake_case(tmp_path / "case.tsv")
+    results = real_news.main(["--case", str(case), "--folds", "2", "--epochs", "2", "--output-dir", str(tmp_path / "out"), *overrides])
+    assert set(results) == set(real_news.SYSTEMS)
+    saved = json.loads((tmp_path / "out" / "real_news.json").read_text())
+    for name, metrics in saved["results"].items():
+        assert metrics["n"] == 80 and 0 <= metrics["macro_f1"] <= 1
+        assert sum(v["n"] for v in metrics["by_subtype"].values()) == 80
+    table = (tmp_path / "out" / "real_news.md").read_text()
+    assert "| plain |" in table and "| two_stage |" in table and "GOV_REGAINS_TERIT" in table
+
+
+@pytest.mark.skipif(not SHARED_CASE.is_file(), reason="../shared/data is not beside the project")
+def test_the_real_case_file_gives_balanced_grouped_folds():
+    from event_classifier.sources import read_source
+
+    rows, _ = read_source("case", SHARED_CASE, ["military_advance", "attack", "diplomacy", "other"])
+    folds = real_news.case_folds(rows, 5, seed=42)
+    assert sum(len(f) for f in folds) == 613 and min(len(f) for f in folds) > 100
+    for fold in folds:  # every fold has every label, so per-fold scores are meaningful
+        assert {rows[i]["label"] for i in fold} == {"military_advance", "attack", "diplomacy", "other"}
