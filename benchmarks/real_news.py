@@ -14,6 +14,11 @@ pooled macro-F1 gets a bootstrap 95 % interval, per-class F1 and per-CASE-subtyp
              every snippet is cross-domain.
 - two_stage: the `corpus` model fine-tuned further on the other CASE folds with exactly the `plain` recipe: what
              our corpus adds on top of the real snippets.
+- project:   a project config (`--project-config`, default configs/news.yaml) trained the way `train.py` trains it:
+             its own data (our corpus and sources other than CASE, if it names them) plus the other CASE folds,
+             deduplicated and split into train/dev by article, the best epoch chosen on dev, refit on train+dev
+             when the config says so. `--project-from-corpus` starts it from the `corpus` model (what
+             `model.name: ../runs/corpus/model` does for a user).
 
 Writes real_news.md and real_news.json, and prints the table and the wall time. Nothing here is tuned on a test
 fold: every setting is fixed before the folds are scored.
@@ -22,6 +27,7 @@ fold: every setting is fixed before the folds are scored.
 from __future__ import annotations
 
 import argparse
+import sys
 import copy
 import time
 from collections import defaultdict
@@ -34,8 +40,9 @@ from sklearn.model_selection import StratifiedGroupKFold
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
 from event_classifier.baseline import train_baseline
+from event_classifier.comparison import comparison_table
 from event_classifier.config import Config, LabelSpec, load_config
-from event_classifier.data import SPLITS, deduplicate, load_split
+from event_classifier.data import SPLITS, collect, deduplicate, load_split, take_fold
 from event_classifier.evaluation import score_predictions
 from event_classifier.inference import Predictor
 from event_classifier.io import atomic_write_json, atomic_write_text
@@ -44,7 +51,7 @@ from event_classifier.model import load_backbone
 from event_classifier.sources import read_source
 from event_classifier.training import _weighted_loss, choose_max_length, class_weights, fit
 
-SYSTEMS = ("tfidf", "plain", "corpus", "two_stage")
+SYSTEMS = ("tfidf", "plain", "corpus", "two_stage", "project")
 
 
 def case_folds(rows: list[dict], k: int, seed: int) -> list[np.ndarray]:
@@ -90,22 +97,29 @@ def train_corpus_model(config: Config, work: Path) -> Path:
     return work / "corpus_model"
 
 
+def project_fit(config: Config, case_train: list[dict], work: Path) -> Predictor:
+    """Train `config` as train.py would, with the CASE source replaced by this fold's CASE training snippets."""
+    config = copy.deepcopy(config)
+    config.data.sources = {name: path for name, path in config.data.sources.items() if name != "case"}
+    rows = collect(config)[0] if config.data.paragraphs or config.data.sources else []
+    rows, _ = deduplicate(rows + [dict(r) for r in case_train], config.data.near_duplicate_threshold)
+    train, dev = take_fold(rows, config.data.dev_fraction, config.data.split_seed)
+    for row in train + dev:
+        row.pop("group", None)
+    fitted = fit(config, {"train": train, "dev": dev}, work)
+    if config.train.refit:
+        fitted = fit(config, {"train": train + dev}, work, epochs=fitted.stats["best_epoch"] or config.train.epochs,
+                     stage="refit_")
+    meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length)
+    return Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
+
+
 def subtype_recall(rows: list[dict], predicted: list[str]) -> dict[str, dict]:
     """For each CASE subtype: how many snippets, and the share predicted as the label the codebook maps it to."""
     by_type: dict[str, list[bool]] = defaultdict(list)
     for row, label in zip(rows, predicted):
         by_type[row["source_label"]].append(row["label"] == label)
     return {t: {"n": len(v), "recall": round(float(np.mean(v)), 3)} for t, v in sorted(by_type.items())}
-
-
-def table(results: dict[str, dict], labels: list[str]) -> str:
-    head = "| system | pooled macro-F1 | 95 % CI | " + " | ".join(f"F1 {label}" for label in labels) + " | train s/fold |"
-    lines = [head, "|" + "---|" * (4 + len(labels))]
-    for name, m in sorted(results.items(), key=lambda kv: -kv[1]["macro_f1"]):
-        low, high = m["macro_f1_ci95"]
-        per_class = " | ".join(f"{m['per_class'][label]['f1']:.3f}" for label in labels)
-        lines.append(f"| {name} | {m['macro_f1']:.3f} | {low:.3f}-{high:.3f} | {per_class} | {m['train_seconds']:.0f} |")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -118,6 +132,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {', '.join(SYSTEMS)}")
     parser.add_argument("--corpus-model", default=None, help="an already trained corpus model folder (skips training it)")
+    parser.add_argument("--project-config", default=str(Path(__file__).resolve().parent.parent / "configs" / "news.yaml"),
+                        help="the config the `project` system trains per fold")
+    parser.add_argument("--project-from-corpus", action="store_true", help="start the project system from the corpus model")
     parser.add_argument("--output-dir", default="runs/benchmarks/real_news")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N snippets (smoke tests)")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. --model.name=tiny-random-bert")
@@ -137,11 +154,15 @@ def main(argv: list[str] | None = None) -> dict:
     probs = {name: np.zeros((len(rows), len(labels))) for name in systems}
     seconds: dict[str, float] = defaultdict(float)
     corpus_model = args.corpus_model
-    if {"corpus", "two_stage"} & set(systems) and corpus_model is None:
-        start = time.perf_counter()
-        corpus_model = str(train_corpus_model(config, work))
-        seconds["corpus"] += (time.perf_counter() - start) * len(folds)  # one model serves every fold
-        print(f"corpus model trained in {time.perf_counter() - start:.0f} s", flush=True)
+    project = load_config(args.project_config, rest + args.overrides) if "project" in systems else None
+    if {"corpus", "two_stage"} & set(systems) or args.project_from_corpus:
+        if corpus_model is None:
+            start = time.perf_counter()
+            corpus_model = str(train_corpus_model(config, work))
+            seconds["corpus"] += (time.perf_counter() - start) * len(folds)  # one model serves every fold
+            print(f"corpus model trained in {time.perf_counter() - start:.0f} s", flush=True)
+        if project is not None and args.project_from_corpus:
+            project.model.name = corpus_model
     if "corpus" in systems:
         probs["corpus"] = Predictor(corpus_model, precision="fp32").predict_proba([r["text"] for r in rows])
     for number, test_idx in enumerate(folds, start=1):
@@ -157,6 +178,9 @@ def main(argv: list[str] | None = None) -> dict:
                 init = config.model.name if name == "plain" else corpus_model
                 predictor = plain_finetune(init, train_rows, labels, args.epochs, args.seed, work / f"{name}-{number}")
                 probs[name][test_idx] = predictor.predict_proba(test_texts)
+            elif name == "project":
+                predictor = project_fit(project, train_rows, work / f"project-{number}")
+                probs[name][test_idx] = predictor.predict_proba(test_texts)
             seconds[name] += time.perf_counter() - start
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
@@ -168,9 +192,10 @@ def main(argv: list[str] | None = None) -> dict:
         results[name] = metrics
     wall = time.perf_counter() - started
     text = (f"# Real-news benchmark: {len(rows)} CASE 2021 snippets, {len(folds)}-fold pooled out-of-fold\n\n"
-            f"`python benchmarks/real_news.py --folds {args.folds} --epochs {args.epochs:g}` "
+            f"`python benchmarks/real_news.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
             f"(backbone {config.model.name}, seed {args.seed}); wall time {wall / 60:.1f} min on {torch.get_num_threads()} threads.\n\n"
-            f"{table(results, labels)}\n")
+            f"{comparison_table(results, labels)}\n\nTraining time per fold: "
+            + ", ".join(f"{name} {m['train_seconds']:.0f} s" for name, m in results.items()) + ".\n")
     subtypes = sorted({r["source_label"] for r in rows})
     text += "\n## Recall per CASE subtype\n\n| subtype | n | " + " | ".join(systems) + " |\n|" + "---|" * (2 + len(systems)) + "\n"
     for subtype in subtypes:

@@ -84,8 +84,12 @@ def train_main(argv: list[str] | None = None) -> int:
                               "log, metrics, evaluation, model/) and points runs/latest at it.")
     parser.add_argument("--resume", action="store_true", help="continue the run (--train.run_name, else runs/latest) from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same name")
+    parser.add_argument("--refit", action="store_true", help="after choosing the epoch count on dev, train again on "
+                                                             "train+dev for that many epochs and export that model "
+                                                             "(the same as --train.refit=true)")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds: one run each, then mean and std of macro-F1")
     args, config = parse_with_overrides(parser, argv)
+    config.train.refit = config.train.refit or args.refit
     if args.seeds:
         try:
             seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -109,7 +113,7 @@ def train_main(argv: list[str] | None = None) -> int:
 @command
 def evaluate_main(argv: list[str] | None = None) -> int:
     from event_classifier.metrics import format_table
-    from event_classifier.workflow import evaluate
+    from event_classifier.workflow import ensemble_name, evaluate
 
     parser = _parser("evaluate", "Evaluate one or more runs or model folders on labelled paragraphs; several are "
                                  "compared side by side.", overrides=False)
@@ -123,8 +127,12 @@ def evaluate_main(argv: list[str] | None = None) -> int:
                                                            "and RUNS/comparisons/DATA for several)")
     parser.add_argument("--batch-size", type=int, default=None, help="paragraphs per batch (default: the model's own)")
     parser.add_argument("--quantize", action="store_true", help="evaluate with int8 dynamic quantization")
+    parser.add_argument("--ensemble", action="store_true", help="score the models as one ensemble (mean of their "
+                                                                "calibrated probabilities) instead of side by side")
     args = parser.parse_args(argv)
-    result = evaluate(args.models, args.data, args.baseline, args.output_dir, args.batch_size, args.quantize)
+    result = evaluate(args.models, args.data, args.baseline, args.output_dir, args.batch_size, args.quantize, args.ensemble)
+    if args.ensemble:
+        args.models = [ensemble_name(args.models)]
     if len(args.models) == 1:
         metrics = result.results[args.models[0]]
         print(format_table(metrics))
@@ -142,11 +150,12 @@ def evaluate_main(argv: list[str] | None = None) -> int:
 @command
 def predict_main(argv: list[str] | None = None) -> int:
     from event_classifier.documents import InputCounts, read_inputs
-    from event_classifier.inference import Predictor
+    from event_classifier.inference import load_predictor
     from event_classifier.prediction_output import write_predictions
 
     parser = _parser("predict", "Label each paragraph of news articles; one output row per paragraph.", overrides=False)
-    parser.add_argument("--model", required=True, help="run folder (runs/NAME) or model folder")
+    parser.add_argument("--model", required=True, action="append", help="run folder (runs/NAME) or model folder; give "
+                        "--model several times (e.g. one run per seed) for an ensemble averaging calibrated probabilities")
     parser.add_argument("inputs", nargs="+", help=".txt articles (blank line between paragraphs), .jsonl with 'text', or - for stdin")
     parser.add_argument("--output", default=None, help="output file (default: stdout)")
     parser.add_argument("--format", choices=["jsonl", "csv"], default=None, help="default: from --output's suffix, else jsonl; CSV columns come from the first row")
@@ -159,7 +168,7 @@ def predict_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.min_confidence < 1:
         raise EventClassifierError(f"--min-confidence {args.min_confidence}: must be in [0, 1)")
-    predictor = Predictor(args.model, batch_size=args.batch_size, min_confidence=args.min_confidence, quantize=args.quantize)
+    predictor = load_predictor(args.model, batch_size=args.batch_size, min_confidence=args.min_confidence, quantize=args.quantize)
     counts = InputCounts()
     records = predictor.predict_records(read_inputs(args.inputs, counts), progress=sys.stderr.isatty())
     fmt = args.format or ("csv" if args.output and args.output.endswith(".csv") else "jsonl")

@@ -49,7 +49,7 @@ DEFAULT_LABELS = (
 
 @dataclass
 class DataConfig:
-    paragraphs: str = "data/paragraphs"  # our own labelled JSONL files: a folder of *.jsonl or one file
+    paragraphs: Optional[str] = "data/paragraphs"  # our own labelled JSONL files: a folder of *.jsonl or one file; null = none
     sources: dict[str, str] = field(default_factory=dict)  # extra sources: name -> path, read via configs/sources/<name>.yaml
     prepared_dir: str = "data/prepared"  # where data/prepare.py writes train/dev/test.jsonl and training reads them
     dev_fraction: float = 0.15  # share of articles in the dev split
@@ -82,6 +82,7 @@ class TrainConfig:
     group_by_length: bool = True  # batch paragraphs of similar length together to cut padding
     logging_steps: int = 10  # log the training loss every N steps
     save_total_limit: int = 2  # checkpoints kept on disk (the best one is always kept)
+    refit: bool = False  # after choosing the epoch count on dev, train again on train+dev for that many epochs and ship that
 
 
 @dataclass

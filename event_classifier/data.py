@@ -93,7 +93,7 @@ def deduplicate(rows: list[dict], threshold: float) -> tuple[list[dict], dict]:
     return kept, report
 
 
-def _take_fold(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+def take_fold(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
     """Split off about `fraction` of the rows, stratified by label and grouped by `group`."""
     n_folds = max(2, round(1 / fraction))
     labels = [r["label"] for r in rows]
@@ -110,8 +110,8 @@ def _take_fold(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict]
 def split(rows: list[dict], config: Config) -> dict[str, list[dict]]:
     """Article-grouped, label-stratified train/dev/test split."""
     seed = config.data.split_seed
-    rest, test = _take_fold(rows, config.data.test_fraction, seed)
-    train, dev = _take_fold(rest, config.data.dev_fraction / (1 - config.data.test_fraction), seed + 1)
+    rest, test = take_fold(rows, config.data.test_fraction, seed)
+    train, dev = take_fold(rest, config.data.dev_fraction / (1 - config.data.test_fraction), seed + 1)
     splits = {"train": train, "dev": dev, "test": test}
     for name, part in splits.items():
         if not part:
@@ -125,7 +125,10 @@ def split(rows: list[dict], config: Config) -> dict[str, list[dict]]:
 def collect(config: Config, extra_sources: dict[str, str] | None = None) -> tuple[list[dict], list[dict]]:
     """Read our corpus and every configured source; return the rows and one report per file read."""
     rows, reports = [], []
-    for path in paragraph_files(Path(config.data.paragraphs)):
+    own = paragraph_files(Path(config.data.paragraphs)) if config.data.paragraphs else []
+    if not own and not config.data.sources and not extra_sources:
+        raise EventClassifierError("no data: set data.paragraphs to our corpus or name outside sources in data.sources")
+    for path in own:
         file_rows, report = read_labelled_file(path, config.label_names)
         rows += file_rows
         reports.append(report)
@@ -144,7 +147,7 @@ def prepare(config: Config, extra_sources: dict[str, str] | None = None) -> dict
     """Write train/dev/test JSONL and a manifest (counts, hashes, duplicates) to config.data.prepared_dir."""
     rows, reports = collect(config, extra_sources)
     if not rows:
-        raise EventClassifierError(f"{config.data.paragraphs}: no labelled paragraphs found")
+        raise EventClassifierError(f"{config.data.paragraphs or 'data.sources'}: no labelled paragraphs found")
     rows, dedup = deduplicate(rows, config.data.near_duplicate_threshold)
     splits = split(rows, config)
     out = Path(config.data.prepared_dir)

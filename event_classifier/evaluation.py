@@ -121,18 +121,21 @@ def evaluate_run(predictor: Predictor, splits: dict[str, list[dict]], outputs: d
         if not rows:
             raise EventClassifierError(f"{name}: no labelled paragraphs to evaluate")
         check_labels_match(predictor.labels, rows, name)
+    if not calibrate:  # also the path of an Ensemble, whose members each apply their own temperature
+        return {name: evaluate_rows(predictor, rows, (outputs or {}).get(name), name,
+                                    probs=predictor.predict_proba([r["text"] for r in rows], progress))
+                for name, rows in splits.items()}
+    if "dev" not in splits:
+        raise EventClassifierError("calibration needs a dev split")
     passes = {}
     for name, rows in splits.items():
         ids, owner = predictor.windows([r["text"] for r in rows])
         passes[name] = (predictor.window_logits(ids, progress), owner, len(rows))
-    if calibrate:
-        if "dev" not in passes:
-            raise EventClassifierError("calibration needs a dev split")
-        y_dev = np.array([predictor.labels.index(r["label"]) for r in splits["dev"]])
-        predictor.temperature = fit_temperature(predictor, *passes["dev"][:2], y_dev)
+    y_dev = np.array([predictor.labels.index(r["label"]) for r in splits["dev"]])
+    predictor.temperature = fit_temperature(predictor, *passes["dev"][:2], y_dev)
     results = {}
     for name, (logits, owner, n) in passes.items():
-        before = predictor.combine(logits, owner, n, temperature=1.0) if calibrate else None
         results[name] = evaluate_rows(predictor, splits[name], (outputs or {}).get(name), name,
-                                      uncalibrated=before, probs=predictor.combine(logits, owner, n))
+                                      uncalibrated=predictor.combine(logits, owner, n, temperature=1.0),
+                                      probs=predictor.combine(logits, owner, n))
     return results

@@ -12,8 +12,24 @@ import torch
 from scipy.special import softmax
 from tqdm.auto import tqdm
 
+from event_classifier.errors import EventClassifierError
 from event_classifier.meta import ModelMeta
 from event_classifier.model import load_checkpoint, resolve_precision
+
+
+FP32_MODULES = ("classifier", "pooler")  # the head and what feeds it stay fp32: int8 there moves the decision most
+
+
+def quantize_int8(model: torch.nn.Module, keep_fp32: tuple[str, ...] = FP32_MODULES) -> torch.nn.Module:
+    """int8 dynamic quantization of the encoder's nn.Linear layers (several times faster on a CPU), with the
+    classification head and pooler left in fp32."""
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+    chosen = {name: default_dynamic_qconfig for name, module in model.named_modules()
+              if isinstance(module, torch.nn.Linear) and not any(part in name.split(".") for part in keep_fp32)}
+    with warnings.catch_warnings():  # torch marks the int8 tensor API deprecated; it is still the fast CPU path
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(model, chosen, dtype=torch.qint8)
 
 
 class Predictor:
@@ -46,10 +62,8 @@ class Predictor:
         self.temperature = float(meta.temperature)
         self.precision = resolve_precision(precision)
         self.min_confidence = min_confidence
-        if quantize:  # int8 weights for nn.Linear, computed in int8 on the CPU: several times faster, fp32 elsewhere
-            with warnings.catch_warnings():  # torch marks the int8 tensor API deprecated; it is still the fast CPU path
-                warnings.simplefilter("ignore", UserWarning)
-                self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
+        if quantize:
+            self.model = quantize_int8(self.model)
             self.precision = "fp32"
 
     def windows(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
@@ -134,3 +148,33 @@ class Predictor:
     def _predict_chunk(self, chunk: list[dict]) -> Iterator[dict]:
         for record, prediction in zip(chunk, self.predict([r["text"] for r in chunk])):
             yield {**record, **prediction}
+
+
+class Ensemble(Predictor):
+    """Several models with the same labels as one predictor: the mean of their calibrated probabilities.
+
+    Low-confidence routing and the fallback label come from the first model.
+    """
+
+    def __init__(self, model_dirs: list[str | Path], batch_size: int | None = None, precision: str = "auto",
+                 min_confidence: float = 0.0, quantize: bool = False):
+        self.members = [Predictor(m, batch_size=batch_size, precision=precision, quantize=quantize) for m in model_dirs]
+        first = self.members[0]
+        for model_dir, member in zip(model_dirs, self.members):
+            if member.labels != first.labels:
+                raise EventClassifierError(f"{model_dir}: its labels {member.labels} differ from {model_dirs[0]}'s "
+                                           f"{first.labels}; an ensemble needs models of one label set")
+        self.model, self.tokenizer, self.meta, self.directory = None, first.tokenizer, first.meta, first.directory
+        self.labels, self.max_length, self.stride, self.batch_size = first.labels, first.max_length, first.stride, first.batch_size
+        self.temperature, self.precision, self.min_confidence = first.temperature, first.precision, min_confidence
+
+    def predict_proba(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """The mean over members of each one's calibrated, window-averaged probabilities."""
+        return np.mean([member.predict_proba(texts, progress) for member in self.members], axis=0)
+
+
+def load_predictor(model_dirs: list[str | Path], **settings) -> Predictor:
+    """One model folder gives a Predictor; several give an Ensemble averaging their probabilities."""
+    if len(model_dirs) == 1:
+        return Predictor(model_dirs[0], **settings)
+    return Ensemble(model_dirs, **{k: v for k, v in settings.items() if k != "stride"})

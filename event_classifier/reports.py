@@ -76,6 +76,11 @@ def model_card(meta: "ModelMeta", metrics: dict, config: dict) -> str:
         "| split | macro-F1 (95 % CI) | accuracy | ECE |", "|---|---|---|---|",
         *(f"| {n} | {m['macro_f1']:.3f} ({m['macro_f1_ci95'][0]:.3f}-{m['macro_f1_ci95'][1]:.3f}) | {m['accuracy']:.3f} "
           f"| {m['ece']:.3f} |" for n, m in (("dev", dev), ("test", test))),
+        *(["", f"Refit: after dev chose {metrics['refit']['epochs_chosen_on_dev']} epochs, the shipped model was trained "
+                f"again on train+dev ({metrics['refit']['paragraphs']} paragraphs) for that many; its test macro-F1 is "
+                f"{test['macro_f1']:.3f} (the dev-selected model's: {metrics['refit']['selection_test_macro_f1']:.3f}); "
+                "the dev row is the dev-selected model's, and the temperature is the one it fitted on dev."]
+          if "refit" in metrics else []),
         "", f"Written by `python train.py` at the end of training; reproduce with `python train.py --config "
             f"{meta.run}/config.yaml --train.run_name=NEW_NAME`, re-check with `python evaluate.py {meta.run}`.",
         "", "## Calibration and inference settings", "",

@@ -101,6 +101,15 @@ class GracefulInterrupt(TrainerCallback):
         return control
 
 
+def _best_epoch(state) -> float | None:
+    """The epoch of the best dev checkpoint, which a refit trains for."""
+    best = state.best_model_checkpoint
+    if not best:
+        return None
+    step = int(Path(best).name.split("-")[-1])
+    return next((round(entry["epoch"], 2) for entry in state.log_history if entry.get("step") == step and "epoch" in entry), None)
+
+
 class _StartStep(TrainerCallback):
     """Records the step training starts from: 0 for a new run, the checkpoint's step for a resumed one."""
 
@@ -112,12 +121,15 @@ class _StartStep(TrainerCallback):
 
 
 def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool = False,
-        is_main_process: bool = True, work_dir: Path | None = None) -> Fitted:
+        is_main_process: bool = True, work_dir: Path | None = None, epochs: float | None = None,
+        stage: str = "") -> Fitted:
     """Fine-tune config.model.name on rows["train"], choosing the best epoch by macro-F1 on rows["dev"].
 
-    Checkpoints go to run_dir/checkpoints (so `resume` continues from the last one) and the log to
-    run_dir/train_log.jsonl. Ctrl-C saves a checkpoint and raises TrainingInterrupted.
+    Without rows["dev"] (a refit on train+dev), it trains for exactly `epochs` epochs and keeps the last.
+    Checkpoints go to run_dir/<stage>checkpoints (so `resume` continues from the last one) and the log to
+    run_dir/<stage>train_log.jsonl. Ctrl-C saves a checkpoint and raises TrainingInterrupted.
     """
+    select = "dev" in rows
     set_seed(config.train.seed)
     labels = config.label_names
     label_ids = {label: i for i, label in enumerate(labels)}
@@ -132,33 +144,33 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
                         remove_columns=["text"], desc=f"tokenising {split}")
 
     args = TrainingArguments(
-        output_dir=str(run_dir / "checkpoints"),
-        num_train_epochs=config.train.epochs, max_steps=config.train.max_steps,
+        output_dir=str(run_dir / f"{stage}checkpoints"),
+        num_train_epochs=epochs or config.train.epochs, max_steps=config.train.max_steps,
         per_device_train_batch_size=config.train.batch_size, per_device_eval_batch_size=config.train.eval_batch_size,
         learning_rate=config.train.learning_rate, weight_decay=config.train.weight_decay,
         warmup_steps=config.train.warmup_ratio, seed=config.train.seed, data_seed=config.train.seed,
-        eval_strategy="epoch", save_strategy="epoch", logging_steps=config.train.logging_steps,
-        load_best_model_at_end=True, metric_for_best_model="macro_f1", greater_is_better=True,
+        eval_strategy="epoch" if select else "no", save_strategy="epoch", logging_steps=config.train.logging_steps,
+        load_best_model_at_end=select, metric_for_best_model="macro_f1" if select else None, greater_is_better=True,
         save_total_limit=config.train.save_total_limit, bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(),
         train_sampling_strategy="group_by_length" if config.train.group_by_length else "random",
         report_to="none", dataloader_num_workers=0,
     )
     weights = class_weights(labels, [r["label"] for r in rows["train"]]) if config.train.class_weights else None
-    callbacks = [EarlyStoppingCallback(config.train.early_stopping_patience)] if config.train.early_stopping_patience else []
+    callbacks = [EarlyStoppingCallback(config.train.early_stopping_patience)] if config.train.early_stopping_patience and select else []
     start = _StartStep()
     trainer = Trainer(
-        model=model, args=args, train_dataset=encode("train"), eval_dataset=encode("dev"), processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=_weighted_loss(weights),
-        compute_metrics=_compute_metrics(labels), callbacks=[*callbacks, start],
+        model=model, args=args, train_dataset=encode("train"), eval_dataset=encode("dev") if select else None,
+        processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=_weighted_loss(weights),
+        compute_metrics=_compute_metrics(labels) if select else None, callbacks=[*callbacks, start],
     )
-    has_checkpoint = resume and any((run_dir / "checkpoints").glob("checkpoint-*"))
+    has_checkpoint = resume and any((run_dir / f"{stage}checkpoints").glob("checkpoint-*"))
     interrupt = GracefulInterrupt()
     trainer.add_callback(interrupt)
     with interrupt:
         result = trainer.train(resume_from_checkpoint=True if has_checkpoint else None)
     main = trainer.is_world_process_zero() and is_main_process
     if main:
-        atomic_write_jsonl(run_dir / "train_log.jsonl", trainer.state.log_history)
+        atomic_write_jsonl(run_dir / f"{stage}train_log.jsonl", trainer.state.log_history)
     if interrupt.requested:
         raise TrainingInterrupted(
             f"{run_dir}: training interrupted at step {trainer.state.global_step}, checkpoint saved; continue with: "
@@ -166,5 +178,6 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
         )
     stats = {"runtime_s": round(result.metrics.get("train_runtime", 0.0), 1), "epochs": round(trainer.state.epoch or 0, 2),
              "steps": trainer.state.global_step, "resumed_from_step": start.step,
-             "best_checkpoint": trainer.state.best_model_checkpoint, "best_dev_macro_f1": trainer.state.best_metric}
+             "best_checkpoint": trainer.state.best_model_checkpoint, "best_dev_macro_f1": trainer.state.best_metric,
+             "best_epoch": _best_epoch(trainer.state) if select else None}
     return Fitted(trainer.model, tokenizer, max_length, precision, stats, main)

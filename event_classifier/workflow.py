@@ -16,7 +16,7 @@ from event_classifier.config import Config, to_dict
 from event_classifier.data import SPLITS, load_split, read_split
 from event_classifier.errors import EventClassifierError
 from event_classifier.evaluation import Metrics, data_name, evaluate_run
-from event_classifier.inference import Predictor
+from event_classifier.inference import Ensemble, Predictor
 from event_classifier.io import atomic_write_json, atomic_write_text
 from event_classifier.meta import ModelMeta
 from event_classifier.model import save_model
@@ -47,16 +47,34 @@ def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict
                      stride=config.predict.stride, batch_size=config.predict.batch_size, precision=fitted.precision,
                      backbone=config.model.name, data=record, run=str(run.directory))
     predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
-    evaluation = evaluate_run(predictor, {"dev": rows["dev"], "test": rows["test"]},
-                              {split: run.directory / "evaluation" / split for split in ("dev", "test")}, calibrate=True)
+    test_folder = "selection_test" if config.train.refit else "test"
+    evaluation = evaluate_run(predictor, {"dev": rows["dev"], test_folder: rows["test"]},
+                              {split: run.directory / "evaluation" / split for split in ("dev", test_folder)}, calibrate=True)
     meta.temperature = predictor.temperature
     metrics = {"train": {**fitted.stats, "precision": fitted.precision, "max_length": fitted.max_length,
                          "temperature": meta.temperature}, **evaluation}
+    if config.train.refit:
+        fitted = _refit(config, rows, run, fitted, meta, metrics, resume)
     save_model(fitted.model, fitted.tokenizer, run.model_dir, meta)
     atomic_write_text(run.model_dir / "README.md", model_card(meta, metrics, to_dict(config)))
     atomic_write_json(run.directory / "metrics.json", metrics)
     run.point_latest()
     return {"run_dir": str(run.directory), **metrics}
+
+
+def _refit(config: Config, rows: dict[str, list[dict]], run: Run, selected, meta: ModelMeta, metrics: dict,
+           resume: bool):
+    """Train again on train+dev for the epoch count dev chose; keep the temperature fitted on dev by the selection
+    run (the refit model has seen dev, so it cannot be calibrated on it) and score the refit model on test."""
+    epochs = selected.stats.get("best_epoch") or config.train.epochs
+    refit_rows = {"train": rows["train"] + rows["dev"]}
+    fitted = fit(config, refit_rows, run.directory, resume=resume, epochs=epochs, stage="refit_")
+    meta.max_length = fitted.max_length
+    predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
+    metrics["test"] = evaluate_run(predictor, {"test": rows["test"]}, {"test": run.directory / "evaluation" / "test"})["test"]
+    metrics["refit"] = {**fitted.stats, "epochs_chosen_on_dev": epochs, "paragraphs": len(refit_rows["train"]),
+                        "selection_test_macro_f1": metrics["selection_test"]["macro_f1"]}
+    return fitted
 
 
 def train_seeds(config: Config, seeds: list[int], overwrite: bool = False) -> dict:
@@ -96,13 +114,23 @@ def _recorded_test_split(predictor: Predictor, model: str) -> list[dict]:
     return read_split(path, predictor.labels)
 
 
+def ensemble_name(models: list[str]) -> str:
+    return "ensemble of " + " + ".join(Path(m).name for m in models)
+
+
 def evaluate(models: list[str], data: str | None = None, baseline: bool = False, output_dir: str | None = None,
-             batch_size: int | None = None, quantize: bool = False) -> Evaluation:
+             batch_size: int | None = None, quantize: bool = False, ensemble: bool = False) -> Evaluation:
     """Evaluate every model on the same rows: `data` (a labelled file or NAME=PATH), else the first model's own
-    test split, checked against the hash recorded at training time."""
-    predictors = [Predictor(m, batch_size=batch_size, quantize=quantize) for m in models]
+    test split, checked against the hash recorded at training time. With `ensemble`, the models are scored as one
+    (the mean of their calibrated probabilities), written beside the first model's results."""
+    if ensemble:
+        predictors = [Ensemble(models, batch_size=batch_size, quantize=quantize)]
+        names = [ensemble_name(models)]
+    else:
+        predictors = [Predictor(m, batch_size=batch_size, quantize=quantize) for m in models]
+        names = list(models)
     labels = predictors[0].labels
-    for model, predictor in zip(models, predictors):
+    for model, predictor in zip(names, predictors):
         if predictor.labels != labels:
             raise EventClassifierError(f"{model}: its labels {predictor.labels} differ from {models[0]}'s {labels}; "
                                        "compare models trained on the same label set")
@@ -112,12 +140,12 @@ def evaluate(models: list[str], data: str | None = None, baseline: bool = False,
         rows, name = _recorded_test_split(predictors[0], models[0]), "test"
     results: dict[str, Metrics] = {}
     folders: dict[str, Path] = {}
-    for model, predictor in zip(models, predictors):
-        base = run_dir_of(model) or predictor.directory
+    for model, predictor in zip(names, predictors):
+        base = run_dir_of(models[0] if ensemble else model) or predictor.directory
         if output_dir:
-            folders[model] = Path(output_dir) / Path(model).name if len(models) > 1 else Path(output_dir)
+            folders[model] = Path(output_dir) / Path(model).name if len(names) > 1 else Path(output_dir)
         else:
-            folders[model] = base / "evaluation" / name
+            folders[model] = base / "evaluation" / (f"{name}-ensemble-of-{len(models)}" if ensemble else name)
         results[str(model)] = evaluate_run(predictor, {name: rows}, {name: folders[model]})[name]
     if baseline:
         train_path = check_split_unchanged(predictors[0].meta.data, "train", models[0])

@@ -87,3 +87,18 @@ def test_int8_quantized_predictor_gives_probabilities(tiny_model_dir):
 def test_min_confidence_flags_every_row_so_csv_columns_are_stable(tiny_model_dir):
     results = Predictor(tiny_model_dir, min_confidence=0.3).predict(["Troops took the town.", "Talks opened."])
     assert all(isinstance(r["low_confidence"], bool) for r in results)
+
+
+def test_int8_quantizes_the_encoder_and_keeps_the_head_in_fp32(tiny_model_dir):
+    from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
+    from torch.nn import Linear
+
+    quantized = Predictor(tiny_model_dir, quantize=True)
+    modules = dict(quantized.model.named_modules())
+    assert type(modules["classifier"]) is Linear and type(modules["bert.pooler.dense"]) is Linear
+    encoder = [m for name, m in modules.items() if name.startswith("bert.encoder") and isinstance(m, (Linear, Int8Linear))]
+    assert encoder and all(isinstance(m, Int8Linear) for m in encoder)
+    texts = [r["text"] for r in make_corpus()][:40]
+    fp32 = Predictor(tiny_model_dir, precision="fp32").predict_proba(texts)
+    int8 = quantized.predict_proba(texts)
+    assert np.abs(int8 - fp32).max() < 0.05  # small change in probabilities, same shape and labels order

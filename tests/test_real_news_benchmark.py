@@ -41,14 +41,16 @@ def test_benchmark_runs_every_system_on_the_tiny_model(tmp_path):
                  "--train.epochs=4", "--train.batch_size=8", "--train.learning_rate=1e-3", "--train.early_stopping_patience=0"]
     assert prepare_main(overrides) == 0
     case = _fake_case(tmp_path / "case.tsv")
-    results = real_news.main(["--case", str(case), "--folds", "2", "--epochs", "2", "--output-dir", str(tmp_path / "out"), *overrides])
+    tiny = str(Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml")
+    results = real_news.main(["--case", str(case), "--folds", "2", "--epochs", "2", "--output-dir", str(tmp_path / "out"),
+                              "--project-config", tiny, "--project-from-corpus", *overrides])
     assert set(results) == set(real_news.SYSTEMS)
     saved = json.loads((tmp_path / "out" / "real_news.json").read_text())
     for name, metrics in saved["results"].items():
         assert metrics["n"] == 80 and 0 <= metrics["macro_f1"] <= 1
         assert sum(v["n"] for v in metrics["by_subtype"].values()) == 80
     table = (tmp_path / "out" / "real_news.md").read_text()
-    assert "| plain |" in table and "| two_stage |" in table and "GOV_REGAINS_TERIT" in table
+    assert "| plain |" in table and "| two_stage |" in table and "| project |" in table and "GOV_REGAINS_TERIT" in table
 
 
 @pytest.mark.skipif(not SHARED_CASE.is_file(), reason="../shared/data is not beside the project")

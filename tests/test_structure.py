@@ -164,3 +164,28 @@ def test_training_leaves_the_callers_config_unchanged(tmp_path):
     assert repr(config) == before and config.train.run_name is None and config.model.max_length is None
     assert Path(result["run_dir"]).is_dir()
     shutil.rmtree(result["run_dir"])
+
+
+def test_refit_trains_again_on_train_and_dev_for_the_epochs_dev_chose(tmp_path):
+    corpus = write_jsonl(tmp_path / "c.jsonl", make_corpus())
+    args = ["--config", str(PROJECT / "configs" / "tiny.yaml"), f"--data.paragraphs={corpus}",
+            f"--data.prepared_dir={tmp_path / 'p'}", f"--train.output_dir={tmp_path / 'runs'}", "--train.run_name=rf",
+            "--train.epochs=6", "--train.early_stopping_patience=2"]
+    assert prepare_main(args) == 0
+    assert train_main(args + ["--refit"]) == 0
+    run = tmp_path / "runs" / "rf"
+    metrics = json.loads((run / "metrics.json").read_text())
+    chosen = metrics["refit"]["epochs_chosen_on_dev"]
+    assert 0 < chosen <= 6 and metrics["refit"]["epochs"] == pytest.approx(chosen, abs=0.01)
+    rows = {split: sum(1 for _ in open(tmp_path / "p" / f"{split}.jsonl")) for split in ("train", "dev", "test")}
+    assert metrics["refit"]["paragraphs"] == rows["train"] + rows["dev"]
+    steps_per_epoch = -(-metrics["refit"]["paragraphs"] // 4)
+    assert metrics["refit"]["steps"] == pytest.approx(chosen * steps_per_epoch, abs=1)
+    assert metrics["test"]["n"] == rows["test"] and metrics["selection_test"]["n"] == rows["test"]
+    assert (run / "evaluation" / "test" / "metrics.json").exists() and (run / "refit_train_log.jsonl").exists()
+    assert "Refit: after dev chose" in (run / "model" / "README.md").read_text()
+    # the exported model is the refit one: predictions match the refit test scores
+    meta = json.loads((run / "model" / "event_classifier.json").read_text())
+    assert meta["temperature"] == metrics["train"]["temperature"]
+    assert evaluate_main([str(run), "--output-dir", str(tmp_path / "ev")]) == 0
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["macro_f1"] == pytest.approx(metrics["test"]["macro_f1"])
