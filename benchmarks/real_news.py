@@ -14,6 +14,8 @@ pooled macro-F1 gets a bootstrap 95 % interval, per-class F1 and per-CASE-subtyp
              every snippet is cross-domain.
 - two_stage: the `corpus` model fine-tuned further on the other CASE folds with exactly the `plain` recipe: what
              our corpus adds on top of the real snippets.
+- A+B:       for every two trained systems, the ensemble averaging their probabilities (what
+             `predict.py --model A --model B` does), from the same folds at no extra training.
 - project:   a project config (`--project-config`, default configs/news.yaml) trained the way `train.py` trains it:
              its own data (our corpus and sources other than CASE, if it names them) plus the other CASE folds,
              deduplicated and split into train/dev by article, the best epoch chosen on dev, refit on train+dev
@@ -27,6 +29,7 @@ fold: every setting is fixed before the folds are scored.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import copy
 import time
@@ -45,7 +48,7 @@ from event_classifier.config import Config, LabelSpec, load_config
 from event_classifier.data import SPLITS, collect, deduplicate, load_split, take_fold
 from event_classifier.evaluation import score_predictions
 from event_classifier.inference import Predictor
-from event_classifier.io import atomic_write_json, atomic_write_text
+from event_classifier.io import atomic_write_json, atomic_write_text, sha256_of
 from event_classifier.meta import ModelMeta
 from event_classifier.model import load_backbone
 from event_classifier.sources import read_source
@@ -135,6 +138,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--project-config", default=str(Path(__file__).resolve().parent.parent / "configs" / "news.yaml"),
                         help="the config the `project` system trains per fold")
     parser.add_argument("--project-from-corpus", action="store_true", help="start the project system from the corpus model")
+    parser.add_argument("--include-from", default=None, help="real_news.json of an earlier run with the same folds, "
+                        "seed and snippets: its systems' out-of-fold probabilities join this table (and its ensembles)")
     parser.add_argument("--output-dir", default="runs/benchmarks/real_news")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N snippets (smoke tests)")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. --model.name=tiny-random-bert")
@@ -147,6 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"unknown systems {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
     labels = config.label_names
     rows, _ = read_source("case", Path(args.case), labels)
+    case_hash = sha256_of(args.case)
     rows = rows[: args.limit] if args.limit else rows
     folds = case_folds(rows, args.folds, args.seed)
     out = Path(args.output_dir)
@@ -184,8 +190,22 @@ def main(argv: list[str] | None = None) -> dict:
             seconds[name] += time.perf_counter() - start
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
+    if args.include_from:
+        earlier = json.loads(Path(args.include_from).read_text(encoding="utf-8"))
+        same = (earlier["folds"], earlier["seed"], earlier["rows"], earlier.get("case_sha256")) == (args.folds, args.seed, len(rows), case_hash)
+        if not same:
+            raise SystemExit(f"{args.include_from}: other folds, seed or snippets; rerun those systems here instead")
+        for name, saved in earlier["oof_probs"].items():
+            if name not in probs and "+" not in name:
+                probs[name] = np.array(saved)
+                seconds[name] = earlier["results"][name]["train_seconds"] * len(folds)
+                systems.append(name)
+    trained = [name for name in ("plain", "two_stage", "project") if name in systems]
+    for first, second in [(a, b) for i, a in enumerate(trained) for b in trained[i + 1:]]:
+        probs[f"{first}+{second}"] = (probs[first] + probs[second]) / 2  # an ensemble of the two: no extra training
+        seconds[f"{first}+{second}"] = seconds[first] + seconds[second]
     results = {}
-    for name in systems:
+    for name in probs:
         metrics = score_predictions(rows, probs[name], labels)
         metrics["train_seconds"] = seconds[name] / len(folds)
         metrics["by_subtype"] = subtype_recall(rows, [labels[i] for i in probs[name].argmax(axis=1)])
@@ -197,13 +217,15 @@ def main(argv: list[str] | None = None) -> dict:
             f"{comparison_table(results, labels)}\n\nTraining time per fold: "
             + ", ".join(f"{name} {m['train_seconds']:.0f} s" for name, m in results.items()) + ".\n")
     subtypes = sorted({r["source_label"] for r in rows})
-    text += "\n## Recall per CASE subtype\n\n| subtype | n | " + " | ".join(systems) + " |\n|" + "---|" * (2 + len(systems)) + "\n"
+    names = list(results)
+    text += "\n## Recall per CASE subtype\n\n| subtype | n | " + " | ".join(names) + " |\n|" + "---|" * (2 + len(names)) + "\n"
     for subtype in subtypes:
-        n = results[systems[0]]["by_subtype"][subtype]["n"]
-        text += f"| {subtype} | {n} | " + " | ".join(f"{results[s]['by_subtype'][subtype]['recall']:.2f}" for s in systems) + " |\n"
+        n = results[names[0]]["by_subtype"][subtype]["n"]
+        text += f"| {subtype} | {n} | " + " | ".join(f"{results[s]['by_subtype'][subtype]['recall']:.2f}" for s in names) + " |\n"
     atomic_write_text(out / "real_news.md", text)
     atomic_write_json(out / "real_news.json", {"folds": args.folds, "epochs": args.epochs, "seed": args.seed, "rows": len(rows),
-                                               "wall_seconds": round(wall, 1), "results": results})
+                                               "case_sha256": case_hash, "wall_seconds": round(wall, 1), "results": results,
+                                               "oof_probs": {name: np.round(p, 6).tolist() for name, p in probs.items()}})
     print(text)
     print(f"wall time {wall:.0f} s; wrote {out}/real_news.md and real_news.json")
     return results

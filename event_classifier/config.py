@@ -60,7 +60,8 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "all-MiniLM-L6-v2"  # backbone: all-MiniLM-L6-v2 (bundled), a hub name, a local path, or tiny-random-bert
+    name: str = "all-MiniLM-L6-v2"  # backbone: all-MiniLM-L6-v2 (bundled), a hub name, tiny-random-bert, or a model folder
+    # given as a path starting with ./ ../ / or ~ (e.g. a run's model/ to fine-tune further), relative like other paths
     max_length: Optional[int] = None  # tokens per window; None = 99th percentile of train lengths, capped by the model
 
 
@@ -121,6 +122,9 @@ def _resolve_paths(content: dict[str, Any], base: Path) -> dict[str, Any]:
     for section, key in PATH_FIELDS:
         if isinstance(content.get(section), dict) and isinstance(content[section].get(key), str):
             content[section][key] = _absolute(content[section][key], base)
+    model = content.get("model")
+    if isinstance(model, dict) and isinstance(model.get("name"), str) and model["name"].startswith((".", "/", "~")):
+        model["name"] = _absolute(model["name"], base)  # an explicit path (./ ../ / ~), not a hub name
     sources = content.get("data", {}).get("sources") if isinstance(content.get("data"), dict) else None
     if isinstance(sources, dict):
         content["data"]["sources"] = {name: _absolute(str(p), base) for name, p in sources.items()}

@@ -112,6 +112,11 @@ def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str]
             build_tiny_bert(texts, path, seed)
     else:
         path = resolve_backbone(name)
+        if name.startswith((".", "/", "~")) and not (Path(path).expanduser() / "config.json").exists():
+            raise EventClassifierError(
+                f"model.name {name}: no model folder there; if it is another run's model/, train that run first "
+                "(configs/news.yaml starts from runs/corpus/model: python train.py --train.run_name=corpus)"
+            )
     id2label = dict(enumerate(labels))
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)

@@ -44,7 +44,9 @@ def test_benchmark_runs_every_system_on_the_tiny_model(tmp_path):
     tiny = str(Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml")
     results = real_news.main(["--case", str(case), "--folds", "2", "--epochs", "2", "--output-dir", str(tmp_path / "out"),
                               "--project-config", tiny, "--project-from-corpus", *overrides])
-    assert set(results) == set(real_news.SYSTEMS)
+    assert set(results) == set(real_news.SYSTEMS) | {"plain+two_stage", "plain+project", "two_stage+project"}
+    expected = (np.array(results["plain"]["confusion_matrix"]).sum(), np.array(results["plain+two_stage"]["confusion_matrix"]).sum())
+    assert expected == (80, 80)
     saved = json.loads((tmp_path / "out" / "real_news.json").read_text())
     for name, metrics in saved["results"].items():
         assert metrics["n"] == 80 and 0 <= metrics["macro_f1"] <= 1
@@ -62,3 +64,19 @@ def test_the_real_case_file_gives_balanced_grouped_folds():
     assert sum(len(f) for f in folds) == 613 and min(len(f) for f in folds) > 100
     for fold in folds:  # every fold has every label, so per-fold scores are meaningful
         assert {rows[i]["label"] for i in fold} == {"military_advance", "attack", "diplomacy", "other"}
+
+
+def test_an_earlier_run_joins_the_table_only_with_the_same_folds(tmp_path):
+    case = _fake_case(tmp_path / "case.tsv")
+    first = real_news.main(["--case", str(case), "--folds", "2", "--systems", "tfidf", "--output-dir", str(tmp_path / "a")])
+    saved = json.loads((tmp_path / "a" / "real_news.json").read_text())
+    assert np.array(saved["oof_probs"]["tfidf"]).shape == (80, 4)
+    saved["oof_probs"]["plain"] = saved["oof_probs"]["tfidf"]  # stands in for a trained system of the earlier run
+    saved["results"]["plain"] = saved["results"]["tfidf"]
+    (tmp_path / "a" / "real_news.json").write_text(json.dumps(saved))
+    joined = real_news.main(["--case", str(case), "--folds", "2", "--systems", "tfidf", "--include-from",
+                             str(tmp_path / "a" / "real_news.json"), "--output-dir", str(tmp_path / "b")])
+    assert joined["plain"]["macro_f1"] == pytest.approx(first["tfidf"]["macro_f1"])
+    with pytest.raises(SystemExit, match="other folds"):
+        real_news.main(["--case", str(case), "--folds", "3", "--systems", "tfidf", "--include-from",
+                        str(tmp_path / "a" / "real_news.json"), "--output-dir", str(tmp_path / "c")])
