@@ -8,3 +8,10 @@ class EventClassifierError(Exception):
     """
 
     exit_code = 2
+
+
+class SkippedInput(EventClassifierError):
+    """One input among many could not be read (a URL that failed, a page with no article): it is reported and
+    skipped, the others are predicted, and the command exits with `exit_code` (3) at the end."""
+
+    exit_code = 3
