@@ -7,9 +7,10 @@ import functools
 import logging
 import os
 import sys
+from pathlib import Path
 
 from event_classifier.config import load_config
-from event_classifier.errors import EventClassifierError
+from event_classifier.errors import EventClassifierError, SkippedInput
 
 OVERRIDE_HELP = "config overrides as --section.key=value, e.g. --train.epochs=3 --model.name=tiny-random-bert"
 
@@ -149,42 +150,70 @@ def evaluate_main(argv: list[str] | None = None) -> int:
 
 @command
 def predict_main(argv: list[str] | None = None) -> int:
-    from event_classifier.documents import InputCounts, read_inputs
+    from event_classifier.documents import InputCounts, InputOptions, read_inputs
+    from event_classifier.fetch import DEFAULT_CACHE, FetchSettings
     from event_classifier.inference import load_predictor
-    from event_classifier.prediction_output import write_predictions
+    from event_classifier.prediction_output import events_format, write_predictions
 
     parser = _parser("predict", "Label each paragraph of news articles; one output row per paragraph.", overrides=False)
     parser.add_argument("--model", required=True, action="append", help="run folder (runs/NAME) or model folder; give "
                         "--model several times (e.g. one run per seed) for an ensemble averaging calibrated probabilities")
-    parser.add_argument("inputs", nargs="+", help=".txt articles (blank line between paragraphs), .jsonl with 'text', or - for stdin")
+    parser.add_argument("inputs", nargs="*", help=".txt articles (blank line between paragraphs), .jsonl with 'text', "
+                        ".csv/.tsv, saved web pages (.html), folders of these, http(s) URLs, or - for stdin")
+    parser.add_argument("--urls", action="append", default=[], metavar="FILE",
+                        help="a file of URLs, one a line (blank lines and # comments ignored); repeatable")
+    parser.add_argument("--text-column", default="text", help="the text column of .csv/.tsv inputs (default: text)")
+    parser.add_argument("--id-column", default=None, help="a .csv/.tsv column to carry as each row's id")
+    parser.add_argument("--keep-title", action="store_true", help="also predict an article's title as its paragraph 0")
     parser.add_argument("--output", default=None, help="output file (default: stdout)")
     parser.add_argument("--format", choices=["jsonl", "csv"], default=None, help="default: from --output's suffix, else jsonl; CSV columns come from the first row")
+    parser.add_argument("--events", default=None, metavar="FILE", help="also write the event table (.csv or .jsonl): one "
+                        "row per paragraph not given the model's fallback label, with date, link, title, label, confidence")
     parser.add_argument("--batch-size", type=int, default=None, help="paragraphs per batch (default: the model's own, "
                                                                      "32: fastest on a 2-core CPU)")
     parser.add_argument("--min-confidence", type=float, default=0.0,
                         help="flag predictions whose probability is below this and route them to the model's "
                              "fallback label (e.g. 'other')")
     parser.add_argument("--quantize", action="store_true", help="int8 dynamic quantization: ~3x faster on CPU")
+    fetching = parser.add_argument_group("fetching URLs")
+    fetching.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where fetched pages are kept (default: %(default)s)")
+    fetching.add_argument("--no-cache", action="store_true", help="fetch every page again and keep none")
+    fetching.add_argument("--timeout", type=float, default=FetchSettings.timeout, help="seconds to connect and between reads")
+    fetching.add_argument("--max-page-bytes", type=int, default=FetchSettings.max_bytes, help="larger pages are skipped")
+    fetching.add_argument("--retries", type=int, default=FetchSettings.retries, help="further attempts after a 5xx or a time-out")
     args = parser.parse_args(argv)
+    if not args.inputs and not args.urls:
+        parser.error("give at least one input (a file, folder, URL or -) or --urls FILE")
     if not 0 <= args.min_confidence < 1:
         raise EventClassifierError(f"--min-confidence {args.min_confidence}: must be in [0, 1)")
+    if args.events:
+        events_format(args.events)  # a wrong suffix is reported before the model loads
+    fetch = FetchSettings(timeout=args.timeout, max_bytes=args.max_page_bytes, retries=max(0, args.retries),
+                          cache_dir=None if args.no_cache else Path(args.cache_dir).expanduser())
+    options = InputOptions(text_column=args.text_column, id_column=args.id_column, keep_title=args.keep_title, fetch=fetch)
     predictor = load_predictor(args.model, batch_size=args.batch_size, min_confidence=args.min_confidence, quantize=args.quantize)
     counts = InputCounts()
-    records = predictor.predict_records(read_inputs(args.inputs, counts), progress=sys.stderr.isatty())
+    records = predictor.predict_records(read_inputs(args.inputs, counts, options, args.urls), progress=sys.stderr.isatty())
     fmt = args.format or ("csv" if args.output and args.output.endswith(".csv") else "jsonl")
-    summary = write_predictions(records, args.output, fmt, predictor.labels)
+    summary = write_predictions(records, args.output, fmt, predictor.labels, args.events, predictor.meta.fallback_label)
     for source, per_label in summary.items():
         total = sum(per_label.values())
         expected = counts.paragraphs.get(source, total)
         if total != expected:
             raise EventClassifierError(f"{source}: {expected} paragraphs read but {total} predicted; please report this bug")
-        skipped = counts.skipped_empty.get(source, 0)
+        notes = [f"{n} empty skipped" for n in [counts.skipped_empty.get(source, 0)] if n]
+        notes += [f"{n} chrome lines dropped" for n in [counts.chrome_dropped.get(source, 0)] if n]
         parts = ", ".join(f"{label} {n}" for label, n in per_label.items() if n)
-        print(f"{source}: {total} paragraphs: {parts}" + (f" ({skipped} empty skipped)" if skipped else ""), file=sys.stderr)
-    if args.output:
-        print(f"wrote {args.output}", file=sys.stderr)
+        print(f"{source}: {total} paragraphs: {parts}" + (f" ({'; '.join(notes)})" if notes else ""), file=sys.stderr)
+    for path in [args.output, args.events]:
+        if path:
+            print(f"wrote {path}", file=sys.stderr)
+    if counts.failures:
+        print(f"{len(counts.failures)} input(s) failed and were skipped:", file=sys.stderr)
+        for message in counts.failures.values():
+            print(f"  {message}", file=sys.stderr)
+        return SkippedInput.exit_code
     return 0
-
 
 
 COMMANDS = {"prepare": prepare_main, "train": train_main, "evaluate": evaluate_main, "predict": predict_main}
@@ -200,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                  "  prepare   read labelled paragraphs, write grouped train/dev/test splits\n"
                  "  train     fine-tune on the splits, calibrate, evaluate, export runs/NAME/model\n"
                  "  evaluate  score runs or model folders on labelled data, side by side\n"
-                 "  predict   label each paragraph of articles (.txt, .jsonl, stdin)\n\n"
+                 "  predict   label each paragraph of articles (.txt, .jsonl, .csv, web pages, URLs, stdin)\n\n"
                  "event-classifier COMMAND --help shows a command's options.")
         if argv and argv[0] not in {"-h", "--help"}:
             print(f"{usage}\nerror: unknown command {argv[0]!r}; use one of {known}", file=sys.stderr)
