@@ -19,8 +19,7 @@ from event_classifier import __version__
 from event_classifier.errors import SkippedInput
 from event_classifier.io import atomic_path, atomic_write_json
 
-PROJECT_URL = "https://github.com/event-classifier/event-classifier"  # who to contact about the crawler
-USER_AGENT = f"event-classifier/{__version__} (+{PROJECT_URL})"
+USER_AGENT = f"event-classifier/{__version__} (news event classification for research; fetches one article a link)"
 DEFAULT_CACHE = Path.home() / ".cache" / "event_classifier" / "pages"
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
 TEXT_TYPES = {"text/plain"}
