@@ -253,7 +253,7 @@ def test_a_page_is_fetched_with_a_clear_user_agent(server, tmp_path):
     with Fetcher(_fast(tmp_path)) as fetcher:
         page = fetcher.fetch(f"{base}/news")
     assert page.kind == "html" and b"Velmora" in page.body and counts["/news"] == 1
-    assert agents[0].startswith("event-classifier/") and "(+https://" in agents[0]
+    assert agents[0].startswith("event-classifier/") and "research" in agents[0]  # names the tool and its use
 
 
 @pytest.mark.parametrize("path, message", [
