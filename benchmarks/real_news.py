@@ -52,7 +52,7 @@ from event_classifier.io import atomic_write_json, atomic_write_text, sha256_of
 from event_classifier.meta import ModelMeta
 from event_classifier.model import load_backbone
 from event_classifier.sources import read_source
-from event_classifier.training import _weighted_loss, choose_max_length, class_weights, fit
+from event_classifier.training import _weighted_loss, choose_max_length, class_weights, fit, refit
 
 SYSTEMS = ("tfidf", "plain", "corpus", "two_stage", "project")
 
@@ -111,8 +111,7 @@ def project_fit(config: Config, case_train: list[dict], work: Path) -> Predictor
         row.pop("group", None)
     fitted = fit(config, {"train": train, "dev": dev}, work)
     if config.train.refit:
-        fitted = fit(config, {"train": train + dev}, work, epochs=fitted.stats["best_epoch"] or config.train.epochs,
-                     stage="refit_")
+        fitted = refit(config, fitted, {"train": train, "dev": dev}, work)
     meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length)
     return Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
 

@@ -159,11 +159,8 @@ class Ensemble(Predictor):
     def __init__(self, model_dirs: list[str | Path], batch_size: int | None = None, precision: str = "auto",
                  min_confidence: float = 0.0, quantize: bool = False):
         self.members = [Predictor(m, batch_size=batch_size, precision=precision, quantize=quantize) for m in model_dirs]
+        check_same_labels(model_dirs, self.members, "an ensemble needs models of one label set")
         first = self.members[0]
-        for model_dir, member in zip(model_dirs, self.members):
-            if member.labels != first.labels:
-                raise EventClassifierError(f"{model_dir}: its labels {member.labels} differ from {model_dirs[0]}'s "
-                                           f"{first.labels}; an ensemble needs models of one label set")
         self.model, self.tokenizer, self.meta, self.directory = None, first.tokenizer, first.meta, first.directory
         self.labels, self.max_length, self.stride, self.batch_size = first.labels, first.max_length, first.stride, first.batch_size
         self.temperature, self.precision, self.min_confidence = first.temperature, first.precision, min_confidence
@@ -173,8 +170,16 @@ class Ensemble(Predictor):
         return np.mean([member.predict_proba(texts, progress) for member in self.members], axis=0)
 
 
+def check_same_labels(names: list[str | Path], predictors: list[Predictor], fix: str) -> None:
+    """Models used together must share one label set in one order; the error names the first that differs."""
+    first = predictors[0].labels
+    for name, predictor in zip(names, predictors):
+        if predictor.labels != first:
+            raise EventClassifierError(f"{name}: its labels {predictor.labels} differ from {names[0]}'s {first}; {fix}")
+
+
 def load_predictor(model_dirs: list[str | Path], **settings) -> Predictor:
     """One model folder gives a Predictor; several give an Ensemble averaging their probabilities."""
     if len(model_dirs) == 1:
         return Predictor(model_dirs[0], **settings)
-    return Ensemble(model_dirs, **{k: v for k, v in settings.items() if k != "stride"})
+    return Ensemble(model_dirs, **settings)

@@ -181,3 +181,12 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
              "best_checkpoint": trainer.state.best_model_checkpoint, "best_dev_macro_f1": trainer.state.best_metric,
              "best_epoch": _best_epoch(trainer.state) if select else None}
     return Fitted(trainer.model, tokenizer, max_length, precision, stats, main)
+
+
+def refit(config: Config, selected: Fitted, rows: dict[str, list[dict]], run_dir: Path, resume: bool = False) -> Fitted:
+    """Train again on rows["train"] + rows["dev"] for the epoch count that `selected` chose on dev (the configured
+    count when it chose none); checkpoints go to run_dir/refit_checkpoints. The epochs are in stats["epochs_chosen_on_dev"]."""
+    epochs = selected.stats.get("best_epoch") or config.train.epochs
+    fitted = fit(config, {"train": rows["train"] + rows["dev"]}, run_dir, resume=resume, epochs=epochs, stage="refit_")
+    fitted.stats["epochs_chosen_on_dev"] = epochs
+    return fitted

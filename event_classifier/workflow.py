@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -14,16 +14,15 @@ import numpy as np
 from event_classifier.comparison import baseline_metrics, comparison_table
 from event_classifier.config import Config, to_dict
 from event_classifier.data import SPLITS, load_split, read_split
-from event_classifier.errors import EventClassifierError
 from event_classifier.evaluation import Metrics, data_name, evaluate_run
-from event_classifier.inference import Ensemble, Predictor
+from event_classifier.inference import Ensemble, Predictor, check_same_labels
 from event_classifier.io import atomic_write_json, atomic_write_text
 from event_classifier.meta import ModelMeta
 from event_classifier.model import save_model
 from event_classifier.reports import model_card
 from event_classifier.runs import Run, check_split_unchanged, data_record, process_rank, run_dir_of
 from event_classifier.sources import read_any
-from event_classifier.training import fit
+from event_classifier.training import fit, refit
 
 
 def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict:
@@ -37,8 +36,7 @@ def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict
         run.check_resume_matches(config, record)
     work_dir = run.directory if main_process else Path(tempfile.mkdtemp(prefix="event_classifier_rank"))
     if main_process:
-        config_to_save = copy.deepcopy(config)
-        run.record_start(config_to_save, record)
+        run.record_start(config, record)
     fitted = fit(config, rows, run.directory, resume=resume, is_main_process=main_process, work_dir=work_dir)
     if not fitted.is_main_process:  # the main process alone calibrates, evaluates and exports
         return {"run_dir": str(run.directory), "rank": process_rank()[0]}
@@ -66,13 +64,11 @@ def _refit(config: Config, rows: dict[str, list[dict]], run: Run, selected, meta
            resume: bool):
     """Train again on train+dev for the epoch count dev chose; keep the temperature fitted on dev by the selection
     run (the refit model has seen dev, so it cannot be calibrated on it) and score the refit model on test."""
-    epochs = selected.stats.get("best_epoch") or config.train.epochs
-    refit_rows = {"train": rows["train"] + rows["dev"]}
-    fitted = fit(config, refit_rows, run.directory, resume=resume, epochs=epochs, stage="refit_")
+    fitted = refit(config, selected, rows, run.directory, resume=resume)
     meta.max_length = fitted.max_length
     predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
     metrics["test"] = evaluate_run(predictor, {"test": rows["test"]}, {"test": run.directory / "evaluation" / "test"})["test"]
-    metrics["refit"] = {**fitted.stats, "epochs_chosen_on_dev": epochs, "paragraphs": len(refit_rows["train"]),
+    metrics["refit"] = {**fitted.stats, "paragraphs": len(rows["train"]) + len(rows["dev"]),
                         "selection_test_macro_f1": metrics["selection_test"]["macro_f1"]}
     return fitted
 
@@ -105,7 +101,6 @@ class Evaluation:
     folders: dict[str, Path]
     comparison: Path | None = None  # comparison.md and .json, when several models (or the baseline) were scored
     table: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _recorded_test_split(predictor: Predictor, model: str) -> list[dict]:
@@ -129,11 +124,8 @@ def evaluate(models: list[str], data: str | None = None, baseline: bool = False,
     else:
         predictors = [Predictor(m, batch_size=batch_size, quantize=quantize) for m in models]
         names = list(models)
+    check_same_labels(names, predictors, "compare models trained on the same label set")
     labels = predictors[0].labels
-    for model, predictor in zip(names, predictors):
-        if predictor.labels != labels:
-            raise EventClassifierError(f"{model}: its labels {predictor.labels} differ from {models[0]}'s {labels}; "
-                                       "compare models trained on the same label set")
     if data:
         rows, name = read_any(data, labels)[0], data_name(data)
     else:
