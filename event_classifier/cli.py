@@ -216,7 +216,28 @@ def predict_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-COMMANDS = {"prepare": prepare_main, "train": train_main, "evaluate": evaluate_main, "predict": predict_main}
+@command
+def export_main(argv: list[str] | None = None) -> int:
+    from event_classifier.onnx_backend import export_onnx
+
+    parser = _parser("export", "Export a trained model to ONNX: a folder that predict, evaluate and serve load like any "
+                               "model folder and run on ONNX Runtime.", overrides=False)
+    parser.add_argument("--model", required=True, help="run folder (runs/NAME) or model folder")
+    parser.add_argument("--onnx", action="store_true", default=True, help="ONNX format (the only one; the default)")
+    parser.add_argument("--int8", action="store_true", help="int8 weights per output channel (dynamic quantization in "
+                        "ONNX Runtime); the classification head stays fp32")
+    parser.add_argument("--output", required=True, help="the folder to write (replaced as a whole if it exists)")
+    args = parser.parse_args(argv)
+    if Path(args.output).resolve() == Path(args.model).resolve():
+        raise EventClassifierError(f"--output {args.output}: is the model folder itself; choose another folder")
+    written = export_onnx(args.model, args.output, int8=args.int8)
+    print(f"wrote {written} ({'int8' if args.int8 else 'fp32'} ONNX); predict with: event-classifier predict --model {written} FILE",
+          file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"prepare": prepare_main, "train": train_main, "evaluate": evaluate_main, "predict": predict_main,
+            "export": export_main}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                  "  prepare   read labelled paragraphs, write grouped train/dev/test splits\n"
                  "  train     fine-tune on the splits, calibrate, evaluate, export runs/NAME/model\n"
                  "  evaluate  score runs or model folders on labelled data, side by side\n"
-                 "  predict   label each paragraph of articles (.txt, .jsonl, .csv, web pages, URLs, stdin)\n\n"
+                 "  predict   label each paragraph of articles (.txt, .jsonl, .csv, web pages, URLs, stdin)\n"
+                 "  export    write a model as ONNX (fp32 or int8) for ONNX Runtime\n\n"
                  "event-classifier COMMAND --help shows a command's options.")
         if argv and argv[0] not in {"-h", "--help"}:
             print(f"{usage}\nerror: unknown command {argv[0]!r}; use one of {known}", file=sys.stderr)

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from event_classifier.errors import EventClassifierError
 from event_classifier.meta import ModelMeta
 from event_classifier.model import load_checkpoint, resolve_precision
+from event_classifier.onnx_backend import OnnxModel
 
 
 FP32_MODULES = ("classifier", "pooler")  # the head and what feeds it stay fp32: int8 there moves the decision most
@@ -60,8 +61,12 @@ class Predictor:
         self.stride = max(0, min(meta.stride if stride is None else stride, self.max_length // 4))
         self.batch_size = batch_size or meta.batch_size
         self.temperature = float(meta.temperature)
-        self.precision = resolve_precision(precision)
+        self.backend = "onnx" if isinstance(model, OnnxModel) else "torch"
+        self.precision = "fp32" if self.backend == "onnx" else resolve_precision(precision)  # ONNX Runtime runs what was exported
         self.min_confidence = min_confidence
+        if quantize and self.backend == "onnx":
+            raise EventClassifierError(f"{directory}: an ONNX export is quantized when it is written; "
+                                       "use `event-classifier export --int8` instead of --quantize")
         if quantize:
             self.model = quantize_int8(self.model)
             self.precision = "fp32"
