@@ -1,9 +1,10 @@
 """Speed benchmark: training and prediction throughput, Hugging Face defaults against ours, on the same data.
 
-    python benchmarks/speed.py [--model runs/latest] [--train-steps 6] [--predict-n 512] [--profile]
+    python benchmarks/speed.py [--model runs/latest [--data case=PATH]] [--train-steps 6] [--predict-n 512] [--profile]
 
 Prints paragraphs/s for both setups and their ratio, achieved matmul GFLOP/s of our training step against this
-machine's measured bf16 matmul peak, int8 prediction speed and macro-F1 change (with --model), and peak RSS.
+machine's measured matmul peak, and peak RSS. With --model: prediction speed and macro-F1 of the model in PyTorch
+(fp32, bf16, int8) and ONNX Runtime (fp32, int8), each change measured against PyTorch fp32.
 """
 
 from __future__ import annotations
@@ -84,6 +85,37 @@ def time_prediction_hf_default(model, tokenizer, texts, batch_size=32) -> float:
     return len(texts) / (time.perf_counter() - start)
 
 
+def prediction_variants(model: str, config, texts: list[str], hf_speed: float, data: str | None) -> dict:
+    """Speed and macro-F1 of the trained model in each backend: PyTorch fp32, bf16 and int8 (dynamic quantization),
+    ONNX Runtime fp32 and int8 (exported here), on our test split and, with `data`, a labelled outside file."""
+    from event_classifier.evaluation import score_predictions
+    from event_classifier.inference import Predictor
+    from event_classifier.onnx_backend import export_onnx
+    from event_classifier.sources import read_any
+
+    scored = {"test": load_split(config, "test")}
+    if data:
+        scored[Path(data.split("=")[-1]).stem] = read_any(data, config.label_names)[0]
+    exported = {int8: export_onnx(model, Path("/tmp/ec_bench") / f"onnx_{'int8' if int8 else 'fp32'}", int8=int8) for int8 in (False, True)}
+    variants = (("torch_fp32", model, False, "fp32"), ("torch_bf16", model, False, "bf16"), ("torch_int8", model, True, "fp32"),
+                ("onnx_fp32", exported[False], False, "fp32"), ("onnx_int8", exported[True], False, "fp32"))
+    results: dict = {}
+    for name, folder, quantize, precision in variants:
+        predictor = Predictor(folder, quantize=quantize, precision=precision)
+        predictor.predict(texts[:64])  # warm-up
+        start = time.perf_counter()
+        predictor.predict(texts)
+        speed = len(texts) / (time.perf_counter() - start)
+        f1 = {set_name: round(score_predictions(rows, predictor.predict_proba([r["text"] for r in rows]), predictor.labels)["macro_f1"], 4)
+              for set_name, rows in scored.items()}
+        results[f"predict_{name}"] = {"paragraphs_per_s": round(speed, 1), "macro_f1": f1, "precision": predictor.precision}
+        reference = results["predict_torch_fp32"]  # measured first
+        change = ", ".join(f"{k} {v:.4f} ({v - reference['macro_f1'][k]:+.4f})" for k, v in f1.items())
+        print(f"prediction {name:10s}: {speed:7.1f} paragraphs/s, {speed / hf_speed:.1f}x hf_default, "
+              f"{speed / reference['paragraphs_per_s']:.2f}x fp32; macro-F1 {change}")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None)
@@ -91,6 +123,8 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--predict-n", type=int, default=512)
+    parser.add_argument("--data", default=None, metavar="[NAME=]PATH", help="with --model: also score macro-F1 on this "
+                        "labelled file or source (e.g. case=../shared/data/case2021_task2_dev.tsv)")
     parser.add_argument("--profile", action="store_true", help="torch profiler table of our training step")
     parser.add_argument("--output", default=None, help="also write the figures as JSON")
     args = parser.parse_args()
@@ -137,21 +171,7 @@ def main() -> None:
     results["predict_hf_default"] = round(hf, 1)
     print(f"prediction hf_default: {hf:7.1f} paragraphs/s (fp32, padding to 512)")
     if args.model:
-        from event_classifier.evaluation import score_predictions
-        from event_classifier.inference import Predictor
-
-        test = load_split(config, "test")
-        for name, quantize, precision in (("ours", False, "auto"), (f"ours_{other}", False, other), ("ours_int8", True, "fp32")):
-            predictor = Predictor(args.model, quantize=quantize, precision=precision)
-            predictor.predict(predict_texts[:64])  # warm-up
-            start = time.perf_counter()
-            predictor.predict(predict_texts)
-            speed = args.predict_n / (time.perf_counter() - start)
-            f1 = score_predictions(test, predictor.predict_proba([r["text"] for r in test]), predictor.labels)["macro_f1"]
-            results[f"predict_{name}"] = {"paragraphs_per_s": round(speed, 1), "test_macro_f1": round(f1, 4),
-                                          "precision": predictor.precision}
-            print(f"prediction {name:10s}: {speed:7.1f} paragraphs/s ({predictor.precision}{', int8' if quantize else ''}), "
-                  f"test macro-F1 {f1:.4f}, speed-up {speed / hf:.1f}x")
+        results.update(prediction_variants(args.model, config, predict_texts, hf, args.data))
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(f"peak RSS {results['peak_rss_mb']} MB")
     if args.output:

@@ -1,6 +1,7 @@
 """ONNX export: the exported folder loads like any model folder and predicts what the PyTorch model predicts."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -37,7 +38,7 @@ def test_the_export_carries_labels_and_calibration(model_dir, fp32_export):
     assert not list(fp32_export.glob("*.safetensors"))  # the folder runs without the PyTorch weights
 
 
-def test_int8_export_is_smaller_and_keeps_the_head_in_fp32(model_dir, fp32_export, tmp_path):
+def test_int8_export_quantizes_the_encoder_but_keeps_head_and_ffn_outputs_in_fp32(model_dir, fp32_export, tmp_path):
     import onnx
 
     int8 = export_onnx(model_dir, tmp_path / "int8", int8=True)
@@ -45,6 +46,7 @@ def test_int8_export_is_smaller_and_keeps_the_head_in_fp32(model_dir, fp32_expor
     quantized = [n.name for n in graph.node if n.op_type in {"MatMulInteger", "DynamicQuantizeMatMul"}]
     fp32_head = [n.name for n in graph.node if n.op_type in {"Gemm", "MatMul"} and "classifier" in n.name]
     assert quantized and not [n for n in quantized if "classifier" in n] and fp32_head
+    assert any("/intermediate/dense/" in n for n in quantized) and not any(re.search(r"/layer\.\d+/output/dense/", n) for n in quantized)
     probs = Predictor(int8).predict_proba(TEXTS)
     reference = Predictor(fp32_export).predict_proba(TEXTS)
     assert probs.shape == reference.shape and np.allclose(probs.sum(axis=1), 1)
