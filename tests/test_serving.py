@@ -247,3 +247,17 @@ def test_serve_refuses_a_model_that_cannot_load_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and "not a model folder" in err
     assert serve_main(["--model", str(tmp_path / "nowhere"), "--min-confidence", "2"]) == 2
+
+
+def test_the_load_benchmark_runs_against_a_real_server(model, tmp_path):
+    import asyncio
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import serve_load
+
+    with serve_load.running_server(str(model), tmp_path / "feedback", lifetime=300) as url:
+        figures = asyncio.run(serve_load.load(url, {"article": ARTICLE}, clients=4, requests=3, deadline_s=120,
+                                              request_timeout=60))
+    assert figures["errors"] == 0 and figures["ok"] == 12 and figures["paragraphs_per_s"] > 0
+    assert figures["p50_s"] <= figures["p95_s"]

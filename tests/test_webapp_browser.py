@@ -9,18 +9,17 @@ screenshot with a real model. The article below is written for this test; its pl
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from conftest import save_tiny_model
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))  # benchmarks are scripts, not a package
 
-PROJECT = Path(__file__).resolve().parent.parent
+from serve_load import running_server  # noqa: E402
+
+from conftest import save_tiny_model  # noqa: E402
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTICLE = """Fighting reaches the Varnel valley
 
@@ -40,41 +39,13 @@ Prices of bread and fuel in the valley have doubled since the spring, and school
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium browser: apt-get install chromium (.ci/run does)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`serve.py` in a subprocess on 127.0.0.1 and a free port; `timeout` ends it even if the test run is killed."""
     tmp = tmp_path_factory.mktemp("webapp")
     model = os.environ.get("EC_WEBAPP_MODEL") or str(save_tiny_model(tmp / "m"))
-    port = _free_port()
-    feedback = tmp / "feedback"
-    command = ["timeout", "600", sys.executable, str(PROJECT / "serve.py"), "--model", model, "--port", str(port),
-               "--feedback-dir", str(feedback), "--no-cache"]
-    process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            if process.poll() is not None:
-                pytest.fail(f"the server stopped: {process.stdout.read()}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the server did not answer within 2 minutes")
-        yield url, feedback
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with running_server(model, tmp / "feedback", lifetime=600) as url:
+        yield url, tmp / "feedback"
 
 
 @pytest.fixture(scope="module")
