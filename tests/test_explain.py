@@ -57,6 +57,9 @@ def test_explaining_an_ensemble_or_an_unknown_label_is_refused(tmp_path):
         Explainer(Predictor(model)).explain(["Troops took the town."], ["riot"])
     with pytest.raises(EventClassifierError, match="use one of ig, occlusion"):
         Explainer(Predictor(model), method="lime")
+    with pytest.raises(EventClassifierError, match="drop --quantize"):
+        Explainer(Predictor(model, quantize=True))
+    assert Explainer(Predictor(model, quantize=True), method="occlusion").explain(["Troops took the town."])[0]
 
 
 def test_predict_explain_adds_evidence_to_jsonl_and_csv_rows(trained, tmp_path):

@@ -80,6 +80,7 @@ def test_predict_texts_article_with_explanations(client):
     assert first["evidence"] and all(first["text"][w["start"]:w["end"]] == w["token"] for w in first["evidence"])
     article = client.post("/api/predict", json={"article": ARTICLE}).json()["paragraphs"]
     assert [p["paragraph"] for p in article] == [0, 1, 2] and article[0]["title"] == "Harbour Ledger"
+    assert article[0]["article"].startswith("pasted:")  # one id per pasted article: its corrections stay together
     assert all(p["evidence"] == [] for p in article)
 
 
@@ -134,6 +135,7 @@ def test_bad_uploads_name_the_file(client):
     assert error.startswith("b.jsonl:2: broken JSON line")
     assert "column 'body'" in _error(client.post("/api/predict/file", files={"file": ("c.csv", b"text\nTroops.\n")},
                                                  data={"text_column": "body"}), 400)
+    assert "unsupported file type ''" in _error(client.post("/api/predict/file", files={"file": ("..", b"x")}), 400)
     assert "no article text" in _error(client.post("/api/predict/file", files={"file": ("d.html", b"<html></html>")}), 422)
 
 
@@ -236,9 +238,24 @@ def test_no_cors_unless_configured_and_only_local_host_names(model, tmp_path, cl
 def test_an_unexpected_failure_is_a_json_500_without_traceback(model, tmp_path, monkeypatch):
     client = _client(model, tmp_path)
     service = client.app.state.service
-    monkeypatch.setattr(service.predictor, "predict", lambda texts: 1 / 0)
+    monkeypatch.setattr(service.predictor, "predict_proba", lambda texts: 1 / 0)
     error = _error(client.post("/api/predict", json={"texts": ["Troops entered Varnel."]}), 500)
     assert "ZeroDivisionError" in error and "line" not in error
+    monkeypatch.undo()
+    assert client.post("/api/predict", json={"texts": ["Troops entered Varnel."]}).status_code == 200  # still serving
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_paragraphs(client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"Troops entered village number {i} after shelling." for i in range(40)]
+    expected = {t: client.post("/api/predict", json={"texts": [t]}).json()["paragraphs"][0]["probs"] for t in texts[:3]}
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda i: client.post("/api/predict", json={"texts": texts[i:i + 3]}).json(), range(0, 40, 3)))
+    for i, answer in zip(range(0, 40, 3), answers):
+        assert [p["text"] for p in answer["paragraphs"]] == texts[i:i + 3]
+    first = answers[0]["paragraphs"]
+    assert all(p["probs"] == pytest.approx(expected[p["text"]], abs=1e-5) for p in first)
 
 
 def test_serve_refuses_a_model_that_cannot_load_with_one_line(tmp_path, capsys):

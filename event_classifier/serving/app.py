@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from event_classifier.inference import Predictor
 from event_classifier.io import read_json
 from event_classifier.prediction_output import write_predictions
 from event_classifier.runs import run_dir_of
+from event_classifier.serving.batching import BatchingPredictor
 from event_classifier.serving.guards import declared_size_check, host_check, install_error_handlers, security_headers
 from event_classifier.serving.schemas import (ErrorResponse, ExportRequest, FeedbackRequest, FeedbackResponse, Health,
                                               LabelInfo, ModelInfo, ModelSummary, PredictRequest, PredictResponse)
@@ -60,7 +62,8 @@ class Service:
         self.settings = settings
         self.predictor = Predictor(model_dir)
         self.explainer = Explainer(self.predictor, method=settings.explain_method)
-        self.lock = threading.Lock()  # one request at a time on the model: two cores gain nothing from more
+        self.lock = threading.Lock()  # one batch at a time on the model: two cores gain nothing from more
+        self.batcher = BatchingPredictor(self.predictor, self.lock)
         run = run_dir_of(self.predictor.directory)
         self.run = run
         self.name = (run or self.predictor.directory).resolve().name
@@ -90,8 +93,9 @@ class Service:
         if request.texts is not None:
             return [{"source": "texts", "article": None, "paragraph": i, "text": " ".join(text.split())}
                     for i, text in enumerate(request.texts)]
-        if request.article is not None:
-            return list(read_text_input("pasted text", request.article, counts, self.options))
+        if request.article is not None:  # named by its content, so corrections from one paste share an article id
+            name = f"pasted:{hashlib.sha256(request.article.encode('utf-8')).hexdigest()[:12]}"
+            return list(read_text_input(name, request.article, counts, self.options))
         url = request.url.strip()
         check_url(url, self.settings.allow_private_urls)  # before read_inputs, which would read a bare path as a file
         records = list(read_inputs([url], counts, self.options))
@@ -106,7 +110,7 @@ class Service:
             raise EventClassifierError(f"{name}: unsupported file type {suffix!r}; give {', '.join(sorted(FOLDER_SUFFIXES))}")
         counts = InputCounts()
         with tempfile.TemporaryDirectory(prefix="event_classifier_upload") as folder:
-            path = Path(folder) / name
+            path = Path(folder) / f"upload{suffix}"  # never a name from the request
             path.write_bytes(upload.file.read())
             try:
                 records = list(read_inputs([str(path)], counts, dataclasses.replace(self.options, text_column=text_column)))
@@ -121,10 +125,11 @@ class Service:
         predictor = copy.copy(self.predictor)  # the same model; only this request's threshold differs
         predictor.min_confidence = threshold
         texts = [r["text"] for r in records]
-        with self.lock:
-            predictions = predictor.predict(texts)
-            evidence = self.explainer.explain(texts, [max(p["probs"], key=p["probs"].get) for p in predictions]) \
-                if explain else [[] for _ in texts]
+        predictions = [predictor.decide(p) for p in self.batcher.predict_proba(texts)]
+        evidence = [[] for _ in texts]
+        if explain:
+            with self.lock:
+                evidence = self.explainer.explain(texts, [max(p["probs"], key=p["probs"].get) for p in predictions])
         rows = [{**r, "low_confidence": False, **p, "evidence": e} for r, p, e in zip(records, predictions, evidence)]
         return PredictResponse(model=self.summary(threshold), paragraphs=rows)
 
