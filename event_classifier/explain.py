@@ -1,13 +1,14 @@
 """Why a paragraph got its label: word-level evidence from Captum, aggregated from word pieces to words.
 
 Two attribution methods, both from Captum and both measured in benchmarks/speed.py (cost per paragraph, and how much
-the label's probability falls when the top evidence words are deleted):
+the label's probability falls when each paragraph's top 3 evidence words are deleted, against 3 random words):
 
+- `occlusion` (the default): FeatureAblation with one feature per word: each word's pieces are replaced by [PAD] in
+  turn and the fall of the label's calibrated log-probability is its weight. On our test split with the default
+  model, deleting its top 3 words lowered the label's probability by 0.34 (random words: 0.03).
 - `ig`: LayerIntegratedGradients on the word embeddings, from a baseline where every word piece is [PAD] (special
-  tokens kept) to the paragraph, for the calibrated probability of the explained label. A word's weight is the sum
-  over its pieces and embedding dimensions.
-- `occlusion`: FeatureAblation with one feature per word: each word's pieces are replaced by [PAD] in turn and the
-  fall of the label's probability is its weight.
+  tokens kept) to the paragraph, for the same log-probability; a word's weight is the sum over its pieces and
+  embedding dimensions. About 20 % cheaper, less faithful by the same measure (0.22; random 0.004).
 
 Weights are shares: each word's attribution divided by the sum of absolute attributions over the paragraph's words,
 so they lie in [-1, 1]; a positive weight pushed towards the label, a negative one away from it. A paragraph longer
@@ -28,14 +29,14 @@ import torch
 from event_classifier.errors import EventClassifierError
 from event_classifier.inference import Predictor
 
-METHODS = ("ig", "occlusion")
+METHODS = ("occlusion", "ig")  # the first is the default: it measured more faithful (see above)
 _HAS_WORD_CHARACTER = re.compile(r"\w")
 
 
 class Explainer:
     """Word-level evidence for a Predictor's labels; shares the Predictor's model, tokenizer and windows."""
 
-    def __init__(self, predictor: Predictor, method: str = "ig", n_steps: int = 24, top_k: int = 8, batch_size: int = 8):
+    def __init__(self, predictor: Predictor, method: str = METHODS[0], n_steps: int = 24, top_k: int = 8, batch_size: int = 8):
         if method not in METHODS:
             raise EventClassifierError(f"explanation method {method!r}: use one of {', '.join(METHODS)}")
         if predictor.model is None:

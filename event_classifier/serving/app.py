@@ -22,7 +22,7 @@ from event_classifier import __version__
 from event_classifier.config import PROJECT_ROOT, DataConfig
 from event_classifier.documents import FOLDER_SUFFIXES, InputCounts, InputOptions, read_inputs, read_text_input
 from event_classifier.errors import EventClassifierError, SkippedInput
-from event_classifier.explain import Explainer
+from event_classifier.explain import METHODS, Explainer
 from event_classifier.feedback import record_correction
 from event_classifier.fetch import FetchSettings, check_url
 from event_classifier.inference import Predictor
@@ -51,7 +51,7 @@ class ServeSettings:
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")  # Host names answered (stops DNS rebinding); "*" = any
     max_body_bytes: int = 2_000_000  # a JSON request
     max_upload_bytes: int = 10_000_000  # a file sent to /api/predict/file
-    explain_method: str = "ig"  # explain.METHODS
+    explain_method: str = METHODS[0]  # explain.METHODS
     fetch: FetchSettings = field(default_factory=FetchSettings)
 
 
