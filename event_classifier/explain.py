@@ -41,9 +41,10 @@ class Explainer:
             raise EventClassifierError(f"explanation method {method!r}: use one of {', '.join(METHODS)}")
         if predictor.model is None:
             raise EventClassifierError("explanations need one model: give a single --model, not an ensemble")
-        if method == "ig" and any("quantized" in type(m).__module__ for m in predictor.model.modules()):
-            raise EventClassifierError("integrated gradients need the model's fp32 weights: drop --quantize, or use "
-                                       "--explain-method occlusion")
+        if method == "ig" and (not isinstance(predictor.model, torch.nn.Module)
+                               or any("quantized" in type(m).__module__ for m in predictor.model.modules())):
+            raise EventClassifierError("integrated gradients need the model's PyTorch fp32 weights: drop --quantize, "
+                                       "give the model folder rather than its ONNX export, or use --explain-method occlusion")
         self.predictor, self.method, self.n_steps, self.top_k, self.batch_size = predictor, method, n_steps, top_k, batch_size
         tokenizer = predictor.tokenizer
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

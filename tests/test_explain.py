@@ -74,3 +74,13 @@ def test_predict_explain_adds_evidence_to_jsonl_and_csv_rows(trained, tmp_path):
                          "--explain-method", "ig"]) == 0
     row = next(csv.DictReader(table.open()))
     assert json.loads(row["evidence"])[0]["token"] in row["text"]  # a JSON list in one column
+
+
+def test_an_onnx_export_is_explained_by_occlusion_and_refused_by_integrated_gradients(tmp_path):
+    from event_classifier.onnx_backend import export_onnx
+
+    exported = Predictor(export_onnx(save_tiny_model(tmp_path / "m"), tmp_path / "onnx"))
+    evidence = Explainer(exported).explain(["Troops took the ridge town."])[0]
+    assert evidence and all("Troops took the ridge town."[w["start"]:w["end"]] == w["token"] for w in evidence)
+    with pytest.raises(EventClassifierError, match="ONNX export"):
+        Explainer(exported, method="ig")
