@@ -1,10 +1,12 @@
 """Speed benchmark: training and prediction throughput, Hugging Face defaults against ours, on the same data.
 
-    python benchmarks/speed.py [--model runs/latest [--data case=PATH]] [--train-steps 6] [--predict-n 512] [--profile]
+    python benchmarks/speed.py [--model runs/latest [--data case=PATH]] [--train-steps 6] [--predict-n 512]
+                               [--explain-n 48] [--skip-training] [--profile]
 
 Prints paragraphs/s for both setups and their ratio, achieved matmul GFLOP/s of our training step against this
 machine's measured matmul peak, and peak RSS. With --model: prediction speed and macro-F1 of the model in PyTorch
-(fp32, bf16, int8) and ONNX Runtime (fp32, int8), each change measured against PyTorch fp32.
+(fp32, bf16, int8) and ONNX Runtime (fp32, int8), each change measured against PyTorch fp32; and the cost of an
+explanation per paragraph for each attribution method, with how faithful it is.
 """
 
 from __future__ import annotations
@@ -125,6 +127,24 @@ def prediction_variants(model: str, config, texts: list[str], hf_speed: float, d
     return results
 
 
+def explanation_cost(predictor, texts: list[str], results: dict) -> None:
+    """Seconds per paragraph of each attribution method (after a warm-up), and how much the explained label's
+    probability falls when each paragraph's 3 strongest supporting words are deleted, against 3 random words."""
+    from event_classifier.explain import METHODS, Explainer, deletion_drop
+
+    for method in METHODS:
+        explainer = Explainer(predictor, method=method)
+        explainer.explain(texts[:2])
+        start = time.perf_counter()
+        evidence = explainer.explain(texts)
+        seconds = (time.perf_counter() - start) / len(texts)
+        drop = deletion_drop(predictor, texts, evidence)
+        results[f"explain_{method}"] = {"s_per_paragraph": round(seconds, 3), "paragraphs": len(texts),
+                                        "deletion_drop_top3": drop["evidence"], "deletion_drop_random3": drop["random"]}
+        print(f"explanation {method:9s}: {seconds:.3f} s/paragraph over {len(texts)}; deleting the top 3 words lowers "
+              f"the label's probability by {drop['evidence']:.3f} (3 random words: {drop['random']:.3f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None)
@@ -134,6 +154,9 @@ def main() -> None:
     parser.add_argument("--predict-n", type=int, default=512)
     parser.add_argument("--data", default=None, metavar="[NAME=]PATH", help="with --model: also score macro-F1 on this "
                         "labelled file or source (e.g. case=../shared/data/case2021_task2_dev.tsv)")
+    parser.add_argument("--explain-n", type=int, default=48, help="test paragraphs explained per attribution method "
+                                                                  "(with --model; 0: none)")
+    parser.add_argument("--skip-training", action="store_true", help="leave out the training figures")
     parser.add_argument("--profile", action="store_true", help="torch profiler table of our training step")
     parser.add_argument("--output", default=None, help="also write the figures as JSON")
     args = parser.parse_args()
@@ -154,7 +177,7 @@ def main() -> None:
     other = "fp32" if ours_bf16 else "bf16"  # the precision `auto` did not pick, measured for comparison
     variants = (("hf_default", True, False, False, True), ("ours", False, True, ours_bf16, True),
                 (f"ours_{other}", False, True, not ours_bf16, True), ("ours_loop_adamw", False, True, ours_bf16, False))
-    for name, pad_to_max, group, bf16, fused in variants:
+    for name, pad_to_max, group, bf16, fused in (() if args.skip_training else variants):
         model, tokenizer = load_backbone(config.model.name, config.label_names, work, texts, seed=0)
         max_length = 512 if pad_to_max else choose_max_length(tokenizer, model, texts, config.model.max_length)
         elapsed, seen, flops = time_training(
@@ -163,13 +186,14 @@ def main() -> None:
                                     "achieved_gflops": round(flops / elapsed / 1e9, 1), "bf16": bf16}
         print(f"training {name:10s}: {seen / elapsed:7.1f} paragraphs/s (max_length {max_length}, bf16 {bf16}), "
               f"{flops / elapsed / 1e9:.0f} GFLOP/s achieved")
-    ratio = results["train_ours"]["paragraphs_per_s"] / results["train_hf_default"]["paragraphs_per_s"]
-    results["train_speedup"] = round(ratio, 2)
-    for name in [n for n in results if n.startswith("train_ours")]:
-        own_peak = results["peak_gflops"]["bf16" if results[name]["bf16"] else "fp32"]
-        results[name]["share_of_peak"] = round(results[name]["achieved_gflops"] / own_peak, 3)
-    print(f"training speed-up {ratio:.2f}x; our step reaches {results['train_ours']['share_of_peak']:.0%} of the matmul peak "
-          f"({results['train_ours_loop_adamw']['share_of_peak']:.0%} with the per-tensor AdamW loop)")
+    if not args.skip_training:
+        ratio = results["train_ours"]["paragraphs_per_s"] / results["train_hf_default"]["paragraphs_per_s"]
+        results["train_speedup"] = round(ratio, 2)
+        for name in [n for n in results if n.startswith("train_ours")]:
+            own_peak = results["peak_gflops"]["bf16" if results[name]["bf16"] else "fp32"]
+            results[name]["share_of_peak"] = round(results[name]["achieved_gflops"] / own_peak, 3)
+        print(f"training speed-up {ratio:.2f}x; our step reaches {results['train_ours']['share_of_peak']:.0%} of the matmul peak "
+              f"({results['train_ours_loop_adamw']['share_of_peak']:.0%} with the per-tensor AdamW loop)")
     if args.profile:
         model, tokenizer = load_backbone(config.model.name, config.label_names, work, texts, seed=0)
         max_length = choose_max_length(tokenizer, model, texts, config.model.max_length)
@@ -184,6 +208,11 @@ def main() -> None:
     print(f"prediction hf_default: {hf:7.1f} paragraphs/s (fp32, padding to 512)")
     if args.model:
         results.update(prediction_variants(args.model, config, predict_texts, hf, args.data))
+        if args.explain_n:
+            from event_classifier.inference import Predictor
+
+            test_texts = [r["text"] for r in load_split(config, "test")[: args.explain_n]]
+            explanation_cost(Predictor(args.model), test_texts, results)
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(f"peak RSS {results['peak_rss_mb']} MB")
     if args.output:

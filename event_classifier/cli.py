@@ -151,6 +151,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
 @command
 def predict_main(argv: list[str] | None = None) -> int:
     from event_classifier.documents import InputCounts, InputOptions, read_inputs
+    from event_classifier.explain import METHODS, Explainer
     from event_classifier.fetch import DEFAULT_CACHE, FetchSettings
     from event_classifier.inference import load_predictor
     from event_classifier.prediction_output import events_format, write_predictions
@@ -175,6 +176,9 @@ def predict_main(argv: list[str] | None = None) -> int:
                         help="flag predictions whose probability is below this and route them to the model's "
                              "fallback label (e.g. 'other')")
     parser.add_argument("--quantize", action="store_true", help="int8 dynamic quantization: ~3x faster on CPU")
+    parser.add_argument("--explain", action="store_true", help="add `evidence` to each row: the words that drove its "
+                        "most probable label, with weights (Captum; about a second a paragraph on 2 cores)")
+    parser.add_argument("--explain-method", choices=METHODS, default=METHODS[0], help="attribution method (default: %(default)s)")
     fetching = parser.add_argument_group("fetching URLs")
     fetching.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where fetched pages are kept (default: %(default)s)")
     fetching.add_argument("--no-cache", action="store_true", help="fetch every page again and keep none")
@@ -194,6 +198,8 @@ def predict_main(argv: list[str] | None = None) -> int:
     predictor = load_predictor(args.model, batch_size=args.batch_size, min_confidence=args.min_confidence, quantize=args.quantize)
     counts = InputCounts()
     records = predictor.predict_records(read_inputs(args.inputs, counts, options, args.urls), progress=sys.stderr.isatty())
+    if args.explain:
+        records = Explainer(predictor, method=args.explain_method).add_evidence(records)
     fmt = args.format or ("csv" if args.output and args.output.endswith(".csv") else "jsonl")
     summary = write_predictions(records, args.output, fmt, predictor.labels, args.events, predictor.meta.fallback_label)
     for source, per_label in summary.items():
@@ -236,12 +242,64 @@ def export_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+@command
+def serve_main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    from event_classifier.explain import METHODS
+    from event_classifier.fetch import DEFAULT_CACHE, FetchSettings
+    from event_classifier.serving import ServeSettings, create_app
+
+    parser = _parser("serve", "A local web app and JSON API: paste or link an article, see each paragraph's label and "
+                              "why, correct it (corrections go to data.feedback, read by the next prepare). Page at /, "
+                              "API docs at /docs.", overrides=False)
+    parser.add_argument("--model", default="runs/latest", help="run folder or model folder (default: %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine "
+                                                            "only; 0.0.0.0 opens it to the network)")
+    parser.add_argument("--port", type=int, default=8000, help="default: %(default)s")
+    parser.add_argument("--min-confidence", type=float, default=ServeSettings.min_confidence,
+                        help="flag paragraphs below this probability (default: %(default)s; a request may give its own)")
+    parser.add_argument("--feedback-dir", default=None, help="where corrections are appended (default: the config's "
+                                                             "data.feedback, data/feedback)")
+    parser.add_argument("--allow-private-urls", action="store_true", help="also fetch links to loopback, private and "
+                                                                          "link-local addresses (an intranet)")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="URL",
+                        help="let pages from this origin call the API (repeatable; default: none)")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="a Host name to answer besides 127.0.0.1 and localhost (repeatable; * = any)")
+    parser.add_argument("--max-body-mb", type=float, default=ServeSettings.max_body_bytes / 1e6, help="JSON request cap")
+    parser.add_argument("--max-upload-mb", type=float, default=ServeSettings.max_upload_bytes / 1e6, help="file upload cap")
+    parser.add_argument("--explain-method", choices=METHODS, default=ServeSettings.explain_method)
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where fetched pages are kept")
+    parser.add_argument("--no-cache", action="store_true", help="fetch every page again and keep none")
+    args = parser.parse_args(argv)
+    if not 0 <= args.min_confidence < 1:
+        raise EventClassifierError(f"--min-confidence {args.min_confidence}: must be in [0, 1)")
+    feedback = args.feedback_dir or load_config().data.feedback
+    if not feedback:
+        raise EventClassifierError("no feedback folder: data.feedback is null; give --feedback-dir DIR")
+    hosts = ServeSettings.allowed_hosts + tuple(args.allowed_host)
+    if args.host not in {"127.0.0.1", "localhost", "::1"} and not args.allowed_host:
+        hosts = ("*",)  # listening on the network: answer whatever name the machine is reached by
+    settings = ServeSettings(
+        feedback_dir=Path(feedback), min_confidence=args.min_confidence, allow_private_urls=args.allow_private_urls,
+        cors_origins=tuple(args.cors_origin), allowed_hosts=hosts, max_body_bytes=int(args.max_body_mb * 1e6),
+        max_upload_bytes=int(args.max_upload_mb * 1e6), explain_method=args.explain_method,
+        fetch=FetchSettings(cache_dir=None if args.no_cache else Path(args.cache_dir).expanduser()))
+    app = create_app(args.model, settings)  # a model that cannot load stops here, with one line
+    print(f"serving {app.state.service.name} on http://{args.host}:{args.port}/ (API docs at /docs); "
+          f"corrections go to {settings.feedback_dir}; Ctrl-C stops", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 COMMANDS = {"prepare": prepare_main, "train": train_main, "evaluate": evaluate_main, "predict": predict_main,
-            "export": export_main}
+            "export": export_main, "serve": serve_main}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`event-classifier {prepare,train,evaluate,predict} ...`: one installed command for the four steps."""
+    """`event-classifier {prepare,train,evaluate,predict,export,serve} ...`: one installed command for the steps and the
+    app."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in {"-h", "--help"} or argv[0] not in COMMANDS:
         known = ", ".join(COMMANDS)
@@ -251,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                  "  train     fine-tune on the splits, calibrate, evaluate, export runs/NAME/model\n"
                  "  evaluate  score runs or model folders on labelled data, side by side\n"
                  "  predict   label each paragraph of articles (.txt, .jsonl, .csv, web pages, URLs, stdin)\n"
-                 "  export    write a model as ONNX (fp32 or int8) for ONNX Runtime\n\n"
+                 "  export    write a model as ONNX (fp32 or int8) for ONNX Runtime\n"
+                 "  serve     a local web app and JSON API: label, explain and correct paragraphs\n\n"
                  "event-classifier COMMAND --help shows a command's options.")
         if argv and argv[0] not in {"-h", "--help"}:
             print(f"{usage}\nerror: unknown command {argv[0]!r}; use one of {known}", file=sys.stderr)

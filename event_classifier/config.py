@@ -26,7 +26,8 @@ from event_classifier.errors import EventClassifierError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
-PATH_FIELDS = (("data", "paragraphs"), ("data", "prepared_dir"), ("train", "output_dir"))  # plus data.sources values
+# plus data.sources values
+PATH_FIELDS = (("data", "paragraphs"), ("data", "feedback"), ("data", "prepared_dir"), ("train", "output_dir"))
 
 
 @dataclass
@@ -50,6 +51,7 @@ DEFAULT_LABELS = (
 @dataclass
 class DataConfig:
     paragraphs: Optional[str] = "data/paragraphs"  # our own labelled JSONL files: a folder of *.jsonl or one file; null = none
+    feedback: Optional[str] = "data/feedback"  # corrections saved by the web app (*.jsonl); a later one of a text wins; null = none
     sources: dict[str, str] = field(default_factory=dict)  # extra sources: name -> path, read via configs/sources/<name>.yaml
     prepared_dir: str = "data/prepared"  # where data/prepare.py writes train/dev/test.jsonl and training reads them
     dev_fraction: float = 0.15  # share of articles in the dev split

@@ -71,7 +71,8 @@ def write_predictions(records: Iterable[dict], output: str | None, fmt: str, lab
             if fmt == "jsonl":
                 rows.write(record)
             else:
-                flat = {k: v for k, v in record.items() if k != "probs"}
+                flat = {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v  # e.g. evidence
+                        for k, v in record.items() if k != "probs"}
                 flat.update({f"p_{label}": p for label, p in record["probs"].items()})
                 rows.write(flat)
             if event_rows is not None and (fallback_label is None or record["label"] != fallback_label):
