@@ -112,6 +112,28 @@ def train_main(argv: list[str] | None = None) -> int:
 
 
 @command
+def tune_main(argv: list[str] | None = None) -> int:
+    from event_classifier.tuning import tune
+
+    parser = _parser("tune", "Search learning rate, epochs (up to train.epochs), batch size, warm-up and weight decay "
+                             "with Optuna (seeded TPE, median pruning on dev macro-F1 per epoch); the objective is dev "
+                             "macro-F1. Writes runs/tune/NAME/{trials.md,trials.json,best.yaml}.")
+    parser.add_argument("--trials", type=int, default=20, help="number of trials (default: %(default)s)")
+    parser.add_argument("--name", default=None, help="the study's folder under runs/tune (default: a timestamp)")
+    parser.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    parser.add_argument("--overwrite", action="store_true", help="replace runs/tune/NAME if it exists")
+    args, config = parse_with_overrides(parser, argv)
+    if args.trials < 1:
+        raise EventClassifierError(f"--trials {args.trials}: give at least 1")
+    summary = tune(config, args.trials, args.name, args.config, args.timeout, args.overwrite)
+    print(summary["markdown"])
+    print(f"best: trial {summary['number']}, dev macro-F1 {summary['value']:.4f}, {summary['params']}")
+    print(f"wrote {summary['folder']}/trials.md, trials.json and best.yaml; train it with: "
+          f"python train.py --config {summary['folder']}/best.yaml")
+    return 0
+
+
+@command
 def evaluate_main(argv: list[str] | None = None) -> int:
     from event_classifier.metrics import format_table
     from event_classifier.workflow import ensemble_name, evaluate
@@ -264,7 +286,7 @@ def export_main(argv: list[str] | None = None) -> int:
 
 
 COMMANDS = {"prepare": prepare_main, "train": train_main, "evaluate": evaluate_main, "predict": predict_main,
-            "export": export_main}
+            "export": export_main, "tune": tune_main}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                  "  train     fine-tune on the splits, calibrate, evaluate, export runs/NAME/model\n"
                  "  evaluate  score runs or model folders on labelled data, side by side\n"
                  "  predict   label each paragraph of articles (.txt, .jsonl, .csv, web pages, URLs, stdin)\n"
-                 "  export    write a model as ONNX (fp32 or int8) for ONNX Runtime\n\n"
+                 "  export    write a model as ONNX (fp32 or int8) for ONNX Runtime\n"
+                 "  tune      search training hyper-parameters with Optuna; the best as a config overlay\n\n"
                  "event-classifier COMMAND --help shows a command's options.")
         if argv and argv[0] not in {"-h", "--help"}:
             print(f"{usage}\nerror: unknown command {argv[0]!r}; use one of {known}", file=sys.stderr)
