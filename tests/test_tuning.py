@@ -32,3 +32,11 @@ def test_three_trials_give_a_table_and_an_overlay_that_trains(tmp_path, capsys):
     prepare_main(args)  # restore the test split that train evaluates on
     assert train_main(["--config", str(folder / "best.yaml"), "--train.run_name=best"]) == 0
     assert (tmp_path / "runs" / "best" / "model" / "config.json").exists()
+
+
+def test_tune_has_help_and_rejects_zero_trials(capsys):
+    import subprocess
+
+    done = subprocess.run(["event-classifier", "tune", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "usage: event-classifier tune" in done.stdout and "--trials" in done.stdout
+    assert tune_main(["--trials", "0"]) == 2 and "--trials 0" in capsys.readouterr().err
