@@ -112,6 +112,28 @@ def train_main(argv: list[str] | None = None) -> int:
 
 
 @command
+def tune_main(argv: list[str] | None = None) -> int:
+    from event_classifier.tuning import tune
+
+    parser = _parser("tune", "Search learning rate, epochs (up to train.epochs), batch size, warm-up and weight decay "
+                             "with Optuna (seeded TPE, median pruning on dev macro-F1 per epoch); the objective is dev "
+                             "macro-F1. Writes runs/tune/NAME/{trials.md,trials.json,best.yaml}.")
+    parser.add_argument("--trials", type=int, default=20, help="number of trials (default: %(default)s)")
+    parser.add_argument("--name", default=None, help="the study's folder under runs/tune (default: a timestamp)")
+    parser.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    parser.add_argument("--overwrite", action="store_true", help="replace runs/tune/NAME if it exists")
+    args, config = parse_with_overrides(parser, argv)
+    if args.trials < 1:
+        raise EventClassifierError(f"--trials {args.trials}: give at least 1")
+    summary = tune(config, args.trials, args.name, args.config, args.timeout, args.overwrite)
+    print(summary["markdown"])
+    print(f"best: trial {summary['number']}, dev macro-F1 {summary['value']:.4f}, {summary['params']}")
+    print(f"wrote {summary['folder']}/trials.md, trials.json and best.yaml; train it with: "
+          f"python train.py --config {summary['folder']}/best.yaml")
+    return 0
+
+
+@command
 def evaluate_main(argv: list[str] | None = None) -> int:
     from event_classifier.metrics import format_table
     from event_classifier.workflow import ensemble_name, evaluate
@@ -167,7 +189,8 @@ def predict_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id-column", default=None, help="a .csv/.tsv column to carry as each row's id")
     parser.add_argument("--keep-title", action="store_true", help="also predict an article's title as its paragraph 0")
     parser.add_argument("--output", default=None, help="output file (default: stdout)")
-    parser.add_argument("--format", choices=["jsonl", "csv"], default=None, help="default: from --output's suffix, else jsonl; CSV columns come from the first row")
+    parser.add_argument("--format", choices=["jsonl", "csv", "parquet"], default=None, help="default: from --output's "
+                        "suffix, else jsonl; CSV columns come from the first row; parquet with --engine ray only")
     parser.add_argument("--events", default=None, metavar="FILE", help="also write the event table (.csv or .jsonl): one "
                         "row per paragraph not given the model's fallback label, with date, link, title, label, confidence")
     parser.add_argument("--batch-size", type=int, default=None, help="paragraphs per batch (default: the model's own, "
@@ -179,6 +202,13 @@ def predict_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explain", action="store_true", help="add `evidence` to each row: the words that drove its "
                         "most probable label, with weights (Captum; about a second a paragraph on 2 cores)")
     parser.add_argument("--explain-method", choices=METHODS, default=METHODS[0], help="attribution method (default: %(default)s)")
+    scale = parser.add_argument_group("batch prediction on Ray Data (--engine ray)")
+    scale.add_argument("--engine", choices=["local", "ray"], default="local", help="local: this process; ray: "
+                       ".jsonl/.csv/.tsv/.parquet files or folders of them, labelled by an actor pool, written to the "
+                       "folder --output (default: %(default)s)")
+    scale.add_argument("--ray-address", default=None, help="a Ray cluster, e.g. ray://head:10001 (default: RAY_ADDRESS, "
+                       "else a local Ray on this machine's CPUs)")
+    scale.add_argument("--actors", type=int, default=None, help="actors in the pool, one model each (default: one per CPU)")
     fetching = parser.add_argument_group("fetching URLs")
     fetching.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where fetched pages are kept (default: %(default)s)")
     fetching.add_argument("--no-cache", action="store_true", help="fetch every page again and keep none")
@@ -190,6 +220,10 @@ def predict_main(argv: list[str] | None = None) -> int:
         parser.error("give at least one input (a file, folder, URL or -) or --urls FILE")
     if not 0 <= args.min_confidence < 1:
         raise EventClassifierError(f"--min-confidence {args.min_confidence}: must be in [0, 1)")
+    if args.engine == "ray":
+        return _predict_on_ray(parser, args)
+    if args.format == "parquet":
+        raise EventClassifierError("--format parquet: written by --engine ray only; use jsonl or csv here")
     if args.events:
         events_format(args.events)  # a wrong suffix is reported before the model loads
     fetch = FetchSettings(timeout=args.timeout, max_bytes=args.max_page_bytes, retries=max(0, args.retries),
@@ -219,6 +253,21 @@ def predict_main(argv: list[str] | None = None) -> int:
         for message in counts.failures.values():
             print(f"  {message}", file=sys.stderr)
         return SkippedInput.exit_code
+    return 0
+
+
+def _predict_on_ray(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from event_classifier.ray_predict import RayOptions, predict_on_ray
+
+    if args.urls or args.events or args.keep_title or "-" in args.inputs or not args.output:
+        parser.error("--engine ray reads table files (not --urls, stdin or --keep-title), writes no --events, and "
+                     "needs --output FOLDER")
+    fmt = args.format or ("parquet" if args.output.rstrip("/").endswith(".parquet") else "jsonl")
+    settings = {"batch_size": args.batch_size, "min_confidence": args.min_confidence, "quantize": args.quantize}
+    rows = predict_on_ray(args.inputs, args.output, args.model, fmt, args.text_column, args.id_column,
+                          RayOptions(address=args.ray_address, actors=args.actors, predictor=settings),
+                          progress=sys.stderr.isatty())
+    print(f"wrote {args.output} ({fmt}{'' if rows is None else f', {rows} rows'})", file=sys.stderr)
     return 0
 
 
@@ -294,7 +343,7 @@ def serve_main(argv: list[str] | None = None) -> int:
 
 
 COMMANDS = {"prepare": prepare_main, "train": train_main, "evaluate": evaluate_main, "predict": predict_main,
-            "export": export_main, "serve": serve_main}
+            "export": export_main, "serve": serve_main, "tune": tune_main}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
                  "  evaluate  score runs or model folders on labelled data, side by side\n"
                  "  predict   label each paragraph of articles (.txt, .jsonl, .csv, web pages, URLs, stdin)\n"
                  "  export    write a model as ONNX (fp32 or int8) for ONNX Runtime\n"
-                 "  serve     a local web app and JSON API: label, explain and correct paragraphs\n\n"
+                 "  serve     a local web app and JSON API: label, explain and correct paragraphs\n"
+                 "  tune      search training hyper-parameters with Optuna; the best as a config overlay\n\n"
                  "event-classifier COMMAND --help shows a command's options.")
         if argv and argv[0] not in {"-h", "--help"}:
             print(f"{usage}\nerror: unknown command {argv[0]!r}; use one of {known}", file=sys.stderr)
