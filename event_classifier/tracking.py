@@ -54,8 +54,8 @@ def _tracking_env(uri: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def tracked_run(config: Config, run_dir: Path, enabled: bool = True) -> Iterator[Any]:
-    """An active MLflow run named after `run_dir` for the block, with the config logged as params, when
+def tracked_run(config: Config, run_dir: Path, enabled: bool = True, name: str | None = None) -> Iterator[Any]:
+    """An active MLflow run for the block, named `name` or after `run_dir`, with the config logged as params, when
     `train.report_to` is mlflow (and `enabled`, i.e. in the main process); otherwise nothing happens."""
     if config.train.report_to != "mlflow" or not enabled:
         yield None
@@ -64,11 +64,11 @@ def tracked_run(config: Config, run_dir: Path, enabled: bool = True) -> Iterator
 
     user_uri = "MLFLOW_TRACKING_URI" in os.environ
     with _tracking_env(tracking_uri(config)):
-        name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
-        if not user_uri and mlflow.get_experiment_by_name(name) is None:  # artifacts beside the store, not in cwd
-            mlflow.create_experiment(name, artifact_location=(Path(config.train.output_dir).resolve() / "mlruns").as_uri())
-        mlflow.set_experiment(name)
-        with mlflow.start_run(run_name=Path(run_dir).name, tags={"run_dir": str(run_dir)}) as run:
+        experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
+        if not user_uri and mlflow.get_experiment_by_name(experiment) is None:  # artifacts beside the store, not in cwd
+            mlflow.create_experiment(experiment, artifact_location=(Path(config.train.output_dir).resolve() / "mlruns").as_uri())
+        mlflow.set_experiment(experiment)
+        with mlflow.start_run(run_name=name or Path(run_dir).name, tags={"run_dir": str(run_dir)}) as run:
             mlflow.log_params(flat_params(config))
             yield run
 

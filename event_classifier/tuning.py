@@ -104,7 +104,7 @@ def tune(config: Config, trials: int, name: str | None = None, base_path: str | 
         trial_config = suggest(trial, config)
         trial_dir = folder / f"trial-{trial.number}"
         reporter = ReportToOptuna(trial)
-        with tracked_run(trial_config, trial_dir):
+        with tracked_run(trial_config, trial_dir, name=f"tune-{name}-trial-{trial.number}"):
             fitted = fit(trial_config, rows, trial_dir, extra_callbacks=(reporter,))
         for checkpoint in (trial_dir / "checkpoints").glob("checkpoint-*"):  # the weights are not kept; the log is
             shutil.rmtree(checkpoint)

@@ -30,7 +30,7 @@ def test_three_trials_give_a_table_and_an_overlay_that_trains(tmp_path, capsys):
     assert config.train.epochs == best["epochs"] and config.train.batch_size == best["batch_size"]
     assert config.data.prepared_dir == str(tmp_path / "prep")  # the tuning run's own overrides are kept
     prepare_main(args)  # restore the test split that train evaluates on
-    assert train_main(["--config", str(folder / "best.yaml"), "--train.run_name=best"]) == 0
+    assert train_main(["--config", str(folder / "best.yaml"), "--train.run_name=best", "--train.epochs=1"]) == 0
     assert (tmp_path / "runs" / "best" / "model" / "config.json").exists()
 
 
