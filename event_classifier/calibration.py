@@ -1,4 +1,5 @@
-"""Calibration: temperature scaling fitted on dev, expected calibration error, and the plots that show them."""
+"""Calibration: temperature scaling fitted on dev, per-label thresholds tuned on dev (multi_label), expected
+calibration error, and the plots that show them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from sklearn.metrics import f1_score, log_loss
 
 from event_classifier.plots import new_figure, save_figure
 
@@ -24,12 +26,34 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, n_bins: int = 1
 
 
 def fit_temperature(predictor, logits: np.ndarray, owner: list[int], y: np.ndarray) -> float:
-    """The temperature T (logits / T) that minimises the dev negative log-likelihood."""
+    """The temperature T (logits / T) that minimises the dev negative log-likelihood: of the true label's softmax
+    probability when `y` holds label indices, or the binary cross-entropy of every label's sigmoid probability when
+    `y` is a multi-hot matrix (multi_label)."""
     def nll(log_t: float) -> float:
         probs = predictor.combine(logits, owner, len(y), temperature=float(np.exp(log_t)))
+        if y.ndim == 2:
+            return float(log_loss(y.ravel(), probs.ravel(), labels=[0, 1]))
         return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean())
     best = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return round(float(np.exp(best.x)), 4)
+
+
+def tune_thresholds(probs: np.ndarray, y: np.ndarray, labels: list[str], default: float = 0.5) -> dict[str, float]:
+    """Per label, the probability threshold that maximises that label's F1 on dev (`y`: multi-hot, one column per
+    label), given that a paragraph's most probable label is always predicted: the threshold decides the paragraphs
+    where the label is not the most probable. Candidates are the dev probabilities; `default` where dev has no
+    positives of a label, or none outside its main predictions."""
+    main = probs.argmax(axis=1)
+    thresholds = {}
+    for i, label in enumerate(labels):
+        candidates = np.append(np.unique(probs[main != i, i]), 1.0)  # 1.0: never as a secondary label
+        if not y[:, i].any() or len(candidates) == 1:
+            thresholds[label] = default
+            continue
+        scores = [f1_score(y[:, i], (main == i) | (probs[:, i] >= cut), zero_division=0) for cut in candidates]
+        best = np.flatnonzero(np.isclose(scores, max(scores)))[-1]  # of equal F1s, the highest cut: fewest labels
+        thresholds[label] = float(np.floor(candidates[best] * 1e4) / 1e4)  # rounded down: the chosen paragraph stays in
+    return thresholds
 
 
 def coverage_curve(probs: np.ndarray, y: np.ndarray, steps: int = 20) -> list[dict]:
