@@ -81,7 +81,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1  # share of steps with linear warm-up
     class_weights: bool = True  # weight the loss by the train split's label frequencies: inverse class frequency
     # (single_label), or negatives/positives per label as BCE pos_weight (multi_label)
-    main_label_weight: float = 1.0  # multi_label: weight of the main label's cross-entropy added to the BCE, so that the
+    main_label_weight: float = 0.0  # multi_label: weight of the main label's cross-entropy added to the BCE, so that the
     # most probable label is the main one; 0 = BCE alone
     early_stopping_patience: int = 3  # epochs without dev macro-F1 gain before stopping; 0 = never stop early
     seed: int = 42  # seed for weights of the new head, dropout and data order

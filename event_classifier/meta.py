@@ -54,7 +54,7 @@ class ModelMeta:
     def load(cls, directory: Path, model_labels: list[str], default_max_length: int,
              problem_type: str | None = None) -> "ModelMeta":
         """Read `event_classifier.json`; a folder without one (any fine-tuned classifier) gets its labels, and its task
-        from `problem_type`, from config.json."""
+        from `problem_type`, from config.json. A task that contradicts `problem_type` (when given) is refused."""
         path = Path(directory) / META_FILE
         if not path.exists():
             return cls(labels=_described(model_labels), max_length=default_max_length,
@@ -71,7 +71,8 @@ class ModelMeta:
         if meta.label_names != model_labels:
             raise EventClassifierError(f"{path}: labels {meta.label_names} differ from config.json's {model_labels}; "
                                        "the checkpoint is corrupt or incomplete, retrain or restore it")
-        if meta.task not in TASKS or meta.multi_label != (problem_type == MULTI_LABEL_PROBLEM) or set(meta.thresholds) - set(model_labels):
+        head_differs = problem_type is not None and meta.multi_label != (problem_type == MULTI_LABEL_PROBLEM)
+        if meta.task not in TASKS or head_differs or set(meta.thresholds) - set(model_labels):
             raise EventClassifierError(f"{path}: task {meta.task!r} (thresholds for {sorted(meta.thresholds)}) does not fit "
                                        f"config.json's problem_type {problem_type!r} and labels; the checkpoint is corrupt "
                                        "or incomplete, retrain or restore it")

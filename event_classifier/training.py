@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset
+from sklearn.metrics import f1_score
 from sklearn.utils.class_weight import compute_class_weight
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
@@ -65,8 +66,8 @@ def label_targets(rows: list[dict], labels: list[str]) -> np.ndarray:
     """Multi-label training targets: each row's label set (main + `also`) as a multi-hot vector, then one more column
     holding the main label's index. The loss reads the multi-hot part; dev selection reads the main label, which the
     Trainer hands back in the same (length-grouped) order as the predictions."""
-    main = np.array([[labels.index(row["label"])] for row in rows], dtype=np.float32).reshape(-1, 1)
-    return np.hstack([label_matrix([row_labels(row) for row in rows], labels), main])
+    main = np.array([labels.index(row["label"]) for row in rows], dtype=np.float32)
+    return np.hstack([label_matrix([row_labels(row) for row in rows], labels), main[:, None]])
 
 
 def choose_max_length(tokenizer, model, texts: list[str], configured: int | None) -> int:
@@ -104,12 +105,21 @@ def _multi_label_loss(pos_weight: torch.Tensor | None, main_weights: torch.Tenso
 
 
 def _compute_metrics(labels: list[str], multi_label: bool = False):
-    """Dev macro-F1 of the main label (the most probable one), the figure that chooses the best epoch in both tasks."""
+    """Dev macro-F1 of the main label (the most probable one), which chooses the best epoch of a single-label run.
+
+    A multi-label run also gets the macro-F1 of its label sets (the main label plus every other label with a
+    probability of at least 0.5; thresholds are tuned only after training) and is chosen by `selection`, the mean of
+    the two, so that an epoch that finds the secondary labels better wins among equal main-label scores."""
     def compute(prediction) -> dict:
-        predicted = np.asarray(prediction.predictions).argmax(-1)
-        truth = np.asarray(prediction.label_ids)
+        logits, truth = np.asarray(prediction.predictions), np.asarray(prediction.label_ids)
+        predicted = logits.argmax(-1)
         main = truth[:, -1].astype(int) if multi_label else truth
-        return {"macro_f1": macro_f1([labels[i] for i in main], [labels[i] for i in predicted], labels)}
+        scores = {"macro_f1": macro_f1([labels[i] for i in main], [labels[i] for i in predicted], labels)}
+        if multi_label:
+            sets = (logits >= 0) | (np.arange(len(labels)) == predicted[:, None])  # sigmoid >= 0.5, or the main label
+            scores["label_set_macro_f1"] = float(f1_score(truth[:, :-1], sets, average="macro", zero_division=0))
+            scores["selection"] = (scores["macro_f1"] + scores["label_set_macro_f1"]) / 2
+        return scores
     return compute
 
 
@@ -194,7 +204,8 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
         learning_rate=config.train.learning_rate, weight_decay=config.train.weight_decay,
         warmup_steps=config.train.warmup_ratio, seed=config.train.seed, data_seed=config.train.seed,
         eval_strategy="epoch" if select else "no", save_strategy="epoch", logging_steps=config.train.logging_steps,
-        load_best_model_at_end=select, metric_for_best_model="macro_f1" if select else None, greater_is_better=True,
+        load_best_model_at_end=select, greater_is_better=True,
+        metric_for_best_model=("selection" if multi_label else "macro_f1") if select else None,
         save_total_limit=config.train.save_total_limit, bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(),
         train_sampling_strategy="group_by_length" if config.train.group_by_length else "random",
         report_to="none", dataloader_num_workers=0,
@@ -226,7 +237,8 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
         )
     stats = {"runtime_s": round(result.metrics.get("train_runtime", 0.0), 1), "epochs": round(trainer.state.epoch or 0, 2),
              "steps": trainer.state.global_step, "resumed_from_step": start.step,
-             "best_checkpoint": trainer.state.best_model_checkpoint, "best_dev_macro_f1": trainer.state.best_metric,
+             "best_checkpoint": trainer.state.best_model_checkpoint,
+             f"best_dev_{args.metric_for_best_model or 'macro_f1'}": trainer.state.best_metric,
              "best_epoch": _best_epoch(trainer.state) if select else None}
     return Fitted(trainer.model, tokenizer, max_length, precision, stats, main)
 
