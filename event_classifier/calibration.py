@@ -11,6 +11,8 @@ from sklearn.metrics import f1_score, log_loss
 
 from event_classifier.plots import new_figure, save_figure
 
+NEVER = 1.0  # a label's threshold when it is never added beside the main label
+
 
 def _confidence_bins(probs: np.ndarray, y: np.ndarray, n_bins: int) -> list[tuple[float, float, float]]:
     """(share of paragraphs, mean confidence, accuracy) for each non-empty equal-width confidence bin."""
@@ -38,19 +40,21 @@ def fit_temperature(predictor, logits: np.ndarray, owner: list[int], y: np.ndarr
     return round(float(np.exp(best.x)), 4)
 
 
-def tune_thresholds(probs: np.ndarray, y: np.ndarray, labels: list[str], default: float = 0.5) -> dict[str, float]:
-    """Per label, the probability threshold that maximises that label's F1 on dev (`y`: multi-hot, one column per
-    label), given that a paragraph's most probable label is always predicted: the threshold decides the paragraphs
-    where the label is not the most probable. Candidates are the dev probabilities; `default` where dev has no
-    positives of a label, or none outside its main predictions."""
-    main = probs.argmax(axis=1)
+def tune_thresholds(probs: np.ndarray, y: np.ndarray, main: np.ndarray, labels: list[str]) -> dict[str, float]:
+    """Per label, the probability at or over which it joins a paragraph's labels beside the most probable one: the
+    dev threshold that maximises the label's F1 as a secondary label (`y`: multi-hot, one column per label; `main`:
+    each paragraph's true main label, whose column is left out, as in metrics.label_set_metrics). Candidates are the
+    dev probabilities; 1.0, never, for a label dev never has as a secondary one (such as `other`)."""
+    predicted_main = probs.argmax(axis=1)
     thresholds = {}
     for i, label in enumerate(labels):
-        candidates = np.append(np.unique(probs[main != i, i]), 1.0)  # 1.0: never as a secondary label
-        if not y[:, i].any() or len(candidates) == 1:
-            thresholds[label] = default
+        rows = main != i  # a paragraph's true main label is not a secondary one, found or missed
+        truth, always = y[rows, i], predicted_main[rows] == i
+        candidates = np.append(np.unique(probs[rows, i][~always]), 1.0)
+        if not truth.any():
+            thresholds[label] = NEVER
             continue
-        scores = [f1_score(y[:, i], (main == i) | (probs[:, i] >= cut), zero_division=0) for cut in candidates]
+        scores = [f1_score(truth, always | (probs[rows, i] >= cut), zero_division=0) for cut in candidates]
         best = np.flatnonzero(np.isclose(scores, max(scores)))[-1]  # of equal F1s, the highest cut: fewest labels
         thresholds[label] = float(np.floor(candidates[best] * 1e4) / 1e4)  # rounded down: the chosen paragraph stays in
     return thresholds

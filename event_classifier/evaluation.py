@@ -154,7 +154,8 @@ def evaluate_run(predictor: Predictor, splits: dict[str, list[dict]], outputs: d
         y_dev = np.array([predictor.labels.index(r["label"]) for r in splits["dev"]])
     predictor.temperature = fit_temperature(predictor, *passes["dev"][:2], y_dev)
     if predictor.meta.multi_label:
-        predictor.meta.thresholds = tune_thresholds(predictor.combine(*passes["dev"]), y_dev, predictor.labels)
+        main = np.array([predictor.labels.index(r["label"]) for r in splits["dev"]])
+        predictor.meta.thresholds = tune_thresholds(predictor.combine(*passes["dev"]), y_dev, main, predictor.labels)
     results = {}
     for name, (logits, owner, n) in passes.items():
         results[name] = evaluate_rows(predictor, splits[name], (outputs or {}).get(name), name,

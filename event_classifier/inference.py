@@ -12,6 +12,7 @@ import torch
 from scipy.special import expit, softmax
 from tqdm.auto import tqdm
 
+from event_classifier.calibration import NEVER
 from event_classifier.errors import EventClassifierError
 from event_classifier.meta import ModelMeta
 from event_classifier.model import load_checkpoint, resolve_precision
@@ -120,15 +121,15 @@ class Predictor:
     def decide(self, probs: np.ndarray) -> dict:
         """One text's probabilities as a prediction: `label`, the most probable label (the main one) and `score`, its
         probability; `probs`; `labels`, the main label and, for a multi_label model, every other label whose
-        probability reaches its threshold (most probable first; a single-label model gives the main label alone).
+        probability reaches its threshold (most probable first; a threshold of 1.0 means never; a single-label model
+        gives the main label alone).
 
         With min_confidence, a prediction whose score is below it is flagged `low_confidence` and routed to the
         model's fallback label (when it has one); no label of it is then kept, since none is more probable.
         """
         best = int(probs.argmax())
-        thresholds = self.meta.thresholds if self.meta.multi_label else {}
-        others = [i for i in np.argsort(-probs, kind="stable") if i != best and self.meta.multi_label
-                  and probs[i] >= thresholds.get(self.labels[i], 0.5)]
+        cuts = [self.meta.thresholds.get(label, 0.5) for label in self.labels] if self.meta.multi_label else []
+        others = [i for i in np.argsort(-probs, kind="stable") if cuts and i != best and cuts[i] < NEVER and probs[i] >= cuts[i]]
         result = {
             "label": self.labels[best],
             "labels": [self.labels[i] for i in [best, *others]],

@@ -24,15 +24,18 @@ from conftest import LABELS, WORDS, make_corpus, save_tiny_model, write_jsonl
 
 
 def make_mixed_corpus(n_articles: int = 28, seed: int = 0) -> list[dict]:
-    """make_corpus, where half the advance and half the diplomacy paragraphs also report an attack: two attack words
-    are added and `also: [attack]` is set."""
+    """make_corpus without its one-off place and name tokens (which a tiny model memorises instead of the label
+    words), where half the advance and half the diplomacy paragraphs also report an attack: two attack words are
+    added and `also: [attack]` is set. A quarter of the paragraphs carry two labels."""
     rng = random.Random(seed)
     rows = make_corpus(n_articles=n_articles, seed=seed)
     for row in rows:
+        words = [w for w in row["text"].rstrip(".").lower().split() if not w.startswith(("place", "name"))]
         article = int(row["article_id"].split("-a")[1])
         if (row["label"], article % 2) in {("military_advance", 0), ("diplomacy", 1)}:
-            row["text"] = row["text"][:-1] + " " + " ".join(rng.sample(WORDS["attack"], 2)) + "."
+            words += rng.sample(WORDS["attack"], 2)
             row["also"] = ["attack"]
+        row["text"] = " ".join(words).capitalize() + "."
     return rows
 
 
@@ -95,14 +98,16 @@ def test_targets_are_the_label_set_then_the_main_label_and_pos_weight_balances_e
     assert positive_weights(targets[:, :-1]).tolist() == [3.0, 1.0, 1.0, 1.0]
 
 
-def test_thresholds_are_tuned_per_label_beside_the_main_prediction():
-    # label 1 is a secondary label whenever its probability is above 0.3; label 0 is always the main one
-    probs = np.array([[0.9, 0.35, 0.1], [0.8, 0.32, 0.1], [0.9, 0.25, 0.1], [0.7, 0.2, 0.1], [0.1, 0.2, 0.8]])
-    y = np.array([[1, 1, 0], [1, 1, 0], [1, 0, 0], [1, 0, 0], [0, 0, 1]])
-    thresholds = tune_thresholds(probs, y, ["a", "b", "c"])
+def test_thresholds_are_tuned_per_label_for_its_secondary_occurrences():
+    # label b is a secondary label of the paragraphs where its probability is above 0.3; c is never a secondary label
+    probs = np.array([[0.9, 0.35, 0.1], [0.8, 0.32, 0.1], [0.9, 0.25, 0.1], [0.7, 0.2, 0.6], [0.1, 0.2, 0.8],
+                      [0.2, 0.9, 0.3]])
+    y = np.array([[1, 1, 0], [1, 1, 0], [1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 1, 0]])
+    main = np.array([0, 0, 0, 0, 2, 1])
+    thresholds = tune_thresholds(probs, y, main, ["a", "b", "c"])
     assert 0.25 < thresholds["b"] <= 0.32
-    assert thresholds["a"] == 1.0  # never needed beside another main label: never a secondary label
-    assert tune_thresholds(probs, np.zeros_like(y), ["a", "b", "c"]) == {"a": 0.5, "b": 0.5, "c": 0.5}
+    assert thresholds["a"] == thresholds["c"] == 1.0  # no secondary a or c on dev: never added
+    assert tune_thresholds(probs, np.eye(3)[main], main, ["a", "b", "c"]) == {"a": 1.0, "b": 1.0, "c": 1.0}
 
 
 def test_sigmoid_temperature_is_fitted_by_binary_cross_entropy():
@@ -157,7 +162,7 @@ def test_a_multi_label_model_folder_loads_its_task_and_thresholds(multi_model):
     assert predictor.meta.multi_label and predictor.meta.thresholds["attack"] == 0.0
     for result in predictor.predict(["Troops took the town.", "Talks opened in Geneva."]):
         assert result["labels"][0] == result["label"] == max(result["probs"], key=result["probs"].get)
-        assert "attack" in result["labels"] and "other" not in result["labels"][1:]  # thresholds 0 and 1
+        assert "attack" in result["labels"] and "other" not in result["labels"][1:]  # thresholds 0 and 1 (never)
         assert sum(result["probs"].values()) != pytest.approx(1.0)  # a sigmoid per label
 
 
@@ -210,3 +215,79 @@ def test_the_event_table_has_one_row_per_paragraph_and_label(tmp_path):
     table = list(csv.DictReader(io.StringIO(events.read_text())))
     assert [(t["paragraph"], t["label"], t["main"], t["confidence"]) for t in table] == [
         ("0", "military_advance", "True", "0.9"), ("0", "attack", "False", "0.7")]
+
+
+# --- the whole pipeline on the tiny model ---------------------------------------------------------------------------
+
+MIXED = "Troops captured the village and seized positions near the ridge after shelling and rockets, officials said."
+
+
+@pytest.fixture(scope="module")
+def multi_run(tmp_path_factory):
+    """prepare -> train a tiny multi-label model on the mixed corpus, through the command lines."""
+    tmp = tmp_path_factory.mktemp("multilabel")
+    corpus = write_jsonl(tmp / "c.jsonl", make_mixed_corpus())
+    args = ["--config", "configs/tiny.yaml", f"--data.paragraphs={corpus}", f"--data.prepared_dir={tmp / 'prep'}",
+            f"--train.output_dir={tmp / 'runs'}"]
+    assert prepare_main(args) == 0
+    assert train_main(args + ["--train.run_name=multi", "--model.task=multi_label"]) == 0
+    return tmp, tmp / "runs" / "multi"
+
+
+def _split(tmp, name):
+    return [json.loads(line) for line in (tmp / "prep" / f"{name}.jsonl").read_text().splitlines()]
+
+
+def test_a_tiny_multi_label_model_learns_the_main_label_and_the_second_one(multi_run):
+    tmp, run = multi_run
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["macro_f1"] >= 0.9 and metrics["test"]["task"] == "multi_label"  # the main label
+    rows = [r for name in ("train", "dev", "test") for r in _split(tmp, name)]
+    predicted = Predictor(run).predict([r["text"] for r in rows])
+    mixed = [set(p["labels"]) == {r["label"], *r["also"]} for r, p in zip(rows, predicted) if "also" in r]
+    single = [p["labels"] == [r["label"]] for r, p in zip(rows, predicted) if "also" not in r]
+    assert len(mixed) == 28 and np.mean(mixed) >= 0.75 and np.mean(single) >= 0.75  # measured: 0.86 and 0.83
+    assert Predictor(run).predict([MIXED])[0]["labels"] == ["military_advance", "attack"]  # a paragraph it never saw
+
+
+def test_thresholds_are_tuned_on_dev_stored_with_the_model_and_reloaded(multi_run):
+    _, run = multi_run
+    meta = json.loads((run / "model" / "event_classifier.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert meta["task"] == "multi_label" and set(meta["thresholds"]) == set(LABELS)
+    assert all(0 < t <= 1 for t in meta["thresholds"].values()) and meta["thresholds"]["attack"] < 1  # dev has secondary attacks
+    assert metrics["test"]["label_sets"]["thresholds"] == meta["thresholds"] == Predictor(run).meta.thresholds
+    assert 0.05 < meta["temperature"] < 20  # calibrated by BCE on dev, not pinned at a bound
+    assert "thresholds tuned on dev" in (run / "model" / "README.md").read_text()
+
+
+def test_evaluate_prints_label_set_metrics_and_compares_with_the_single_label_baseline(multi_run, capsys):
+    tmp, run = multi_run
+    assert evaluate_main([str(run)]) == 0
+    printed = capsys.readouterr().out
+    assert "label sets" in printed and "secondary" in printed and "Hamming loss" in printed
+    sets = json.loads((run / "evaluation" / "test" / "metrics.json").read_text())["label_sets"]
+    assert {"micro_f1", "macro_f1", "subset_accuracy", "hamming_loss", "per_class", "secondary"} <= set(sets)
+    assert evaluate_main([str(run), "--baseline", "--output-dir", str(tmp / "cmp")]) == 0
+    table = (tmp / "cmp" / "comparison.md").read_text()
+    assert "secondary F1" in table and "| tfidf-logreg baseline |" in table
+    results = json.loads((tmp / "cmp" / "comparison.json").read_text())["results"]
+    assert results["tfidf-logreg baseline"]["label_sets"]["secondary"]["predicted"] <= results[str(run)]["label_sets"]["secondary"]["predicted"]
+
+
+def test_predict_writes_labels_and_an_event_row_per_label(multi_run, tmp_path):
+    _, run = multi_run
+    article = tmp_path / "a.txt"
+    article.write_text(MIXED + "\n\nMinisters signed the agreement at the summit on monday, officials said.")
+    out, events = tmp_path / "out.jsonl", tmp_path / "events.csv"
+    assert predict_main(["--model", str(run), str(article), "--output", str(out), "--events", str(events)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["labels"] for r in rows] == [["military_advance", "attack"], ["diplomacy"]]
+    table = list(csv.DictReader(io.StringIO(events.read_text())))
+    assert [(t["paragraph"], t["label"], t["main"]) for t in table] == [
+        ("0", "military_advance", "True"), ("0", "attack", "False"), ("1", "diplomacy", "True")]
+    assert float(table[1]["confidence"]) == rows[0]["probs"]["attack"]
+    routed = tmp_path / "routed.jsonl"
+    assert predict_main(["--model", str(run), str(article), "--output", str(routed), "--min-confidence", "0.9999"]) == 0
+    low = [r for r in map(json.loads, routed.read_text().splitlines()) if r["low_confidence"]]
+    assert low and all(r["label"] == "other" and r["labels"] == ["other"] for r in low)
