@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> dict:
                                               "case2021_task2_dev.tsv"), help="the CASE 2021 snippets (TSV)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=float, default=6.0, help="epochs of the plain recipe (plain and two_stage)")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="seed of the folds and, unless --train-seed, of training")
+    parser.add_argument("--train-seed", type=int, default=None, help="another training seed on the same folds: its "
+                        "systems are named NAME@seedN, and with --include-from the seeds of a system are also averaged")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {', '.join(SYSTEMS)}")
     parser.add_argument("--corpus-model", default=None, help="an already trained corpus model folder (skips training it)")
     parser.add_argument("--project-config", default=str(Path(__file__).resolve().parent.parent / "configs" / "news.yaml"),
@@ -152,15 +154,18 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"unknown systems {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
     labels = config.label_names
     rows, _ = read_source("case", Path(args.case), labels)
+    project = load_config(args.project_config, rest + args.overrides) if "project" in systems else None
     case_hash = sha256_of(args.case)
     rows = rows[: args.limit] if args.limit else rows
     folds = case_folds(rows, args.folds, args.seed)
+    train_seed = args.seed if args.train_seed is None else args.train_seed
+    if project is not None:
+        project.train.seed = train_seed
     out = Path(args.output_dir)
     work = out / "work"
     probs = {name: np.zeros((len(rows), len(labels))) for name in systems}
     seconds: dict[str, float] = defaultdict(float)
     corpus_model = args.corpus_model
-    project = load_config(args.project_config, rest + args.overrides) if "project" in systems else None
     if {"corpus", "two_stage"} & set(systems) or args.project_from_corpus:
         if corpus_model is None:
             start = time.perf_counter()
@@ -182,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
                 probs[name][test_idx] = raw[:, [list(model.classes_).index(label) for label in labels]]
             elif name in {"plain", "two_stage"}:
                 init = config.model.name if name == "plain" else corpus_model
-                predictor = plain_finetune(init, train_rows, labels, args.epochs, args.seed, work / f"{name}-{number}")
+                predictor = plain_finetune(init, train_rows, labels, args.epochs, train_seed, work / f"{name}-{number}")
                 probs[name][test_idx] = predictor.predict_proba(test_texts)
             elif name == "project":
                 predictor = project_fit(project, train_rows, work / f"project-{number}")
@@ -190,17 +195,27 @@ def main(argv: list[str] | None = None) -> dict:
             seconds[name] += time.perf_counter() - start
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
+    if train_seed != args.seed:  # a second seed of the same systems: keep both apart in the table
+        for name in list(probs):
+            if name in {"plain", "two_stage", "project"}:
+                probs[f"{name}@seed{train_seed}"], seconds[f"{name}@seed{train_seed}"] = probs.pop(name), seconds.pop(name)
+        systems = list(probs)
     if args.include_from:
         earlier = json.loads(Path(args.include_from).read_text(encoding="utf-8"))
         same = (earlier["folds"], earlier["seed"], earlier["rows"], earlier.get("case_sha256")) == (args.folds, args.seed, len(rows), case_hash)
         if not same:
             raise SystemExit(f"{args.include_from}: other folds, seed or snippets; rerun those systems here instead")
         for name, saved in earlier["oof_probs"].items():
-            if name not in probs and "+" not in name:
+            if name not in probs and "+" not in name and not name.rstrip("0123456789").endswith("x"):
                 probs[name] = np.array(saved)
                 seconds[name] = earlier["results"][name]["train_seconds"] * len(folds)
                 systems.append(name)
     trained = [name for name in ("plain", "two_stage", "project") if name in systems]
+    for base in ("plain", "two_stage", "project"):  # the seeds of one system averaged: what predict.py --model A --model B does
+        seeds = [name for name in systems if name.split("@")[0] == base]
+        if len(seeds) > 1:
+            probs[f"{base}x{len(seeds)}"] = np.mean([probs[name] for name in seeds], axis=0)
+            seconds[f"{base}x{len(seeds)}"] = sum(seconds[name] for name in seeds)
     for first, second in [(a, b) for i, a in enumerate(trained) for b in trained[i + 1:]]:
         probs[f"{first}+{second}"] = (probs[first] + probs[second]) / 2  # an ensemble of the two: no extra training
         seconds[f"{first}+{second}"] = seconds[first] + seconds[second]

@@ -1,9 +1,12 @@
 """Speed benchmark: training and prediction throughput, Hugging Face defaults against ours, on the same data.
 
-    python benchmarks/speed.py [--model runs/latest] [--train-steps 6] [--predict-n 512] [--profile]
+    python benchmarks/speed.py [--model runs/latest [--data case=PATH]] [--train-steps 6] [--predict-n 512]
+                               [--explain-n 48] [--skip-training] [--profile]
 
 Prints paragraphs/s for both setups and their ratio, achieved matmul GFLOP/s of our training step against this
-machine's measured bf16 matmul peak, int8 prediction speed and macro-F1 change (with --model), and peak RSS.
+machine's measured matmul peak, and peak RSS. With --model: prediction speed and macro-F1 of the model in PyTorch
+(fp32, bf16, int8) and ONNX Runtime (fp32, int8), each change measured against PyTorch fp32; and the cost of an
+explanation per paragraph for each attribution method, with how faithful it is.
 """
 
 from __future__ import annotations
@@ -54,9 +57,13 @@ def batches(tokenizer, texts, labels, batch_size, max_length, pad_to_max, group_
         yield encoded
 
 
-def time_training(model, batch_iter, steps: int, bf16: bool) -> tuple[float, int, float]:
-    """Seconds for `steps` optimizer steps (after one warm-up step), paragraphs seen, FLOPs done."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5)
+def time_training(model, batch_iter, steps: int, bf16: bool, fused: bool = True) -> tuple[float, int, float]:
+    """Seconds for `steps` optimizer steps (after one warm-up step), paragraphs seen, FLOPs done.
+
+    `fused` AdamW is what the Trainer uses (its default optim, adamw_torch_fused, since torch 2.8); the per-tensor
+    loop (fused=False, foreach=False: torch's CPU default) is kept to show what the fused kernel saves.
+    """
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=fused, foreach=None if fused else False)
     model.train()
     seen, flops, elapsed = 0, 0.0, 0.0
     for step, batch in enumerate(batch_iter):
@@ -84,6 +91,60 @@ def time_prediction_hf_default(model, tokenizer, texts, batch_size=32) -> float:
     return len(texts) / (time.perf_counter() - start)
 
 
+def prediction_variants(model: str, config, texts: list[str], hf_speed: float, data: str | None, repeats: int = 3) -> dict:
+    """Speed and macro-F1 of the trained model in each backend: PyTorch fp32, bf16 and int8 (dynamic quantization),
+    ONNX Runtime fp32 and int8 (exported here), on our test split and, with `data`, a labelled outside file."""
+    from event_classifier.evaluation import score_predictions
+    from event_classifier.inference import Predictor
+    from event_classifier.onnx_backend import export_onnx
+    from event_classifier.sources import read_any
+
+    scored = {"test": load_split(config, "test")}
+    if data:
+        scored[Path(data.split("=")[-1]).stem] = read_any(data, config.label_names)[0]
+    exported = {int8: export_onnx(model, Path("/tmp/ec_bench") / f"onnx_{'int8' if int8 else 'fp32'}", int8=int8) for int8 in (False, True)}
+    variants = (("torch_fp32", model, False, "fp32"), ("torch_bf16", model, False, "bf16"), ("torch_int8", model, True, "fp32"),
+                ("onnx_fp32", exported[False], False, "fp32"), ("onnx_int8", exported[True], False, "fp32"))
+    predictors = {name: Predictor(folder, quantize=quantize, precision=precision) for name, folder, quantize, precision in variants}
+    best = dict.fromkeys(predictors, float("inf"))
+    for predictor in predictors.values():
+        predictor.predict(texts[:64])  # warm-up
+    for _ in range(repeats):  # in alternation, best time of each: a moment of load elsewhere cannot favour one variant
+        for name, predictor in predictors.items():
+            start = time.perf_counter()
+            predictor.predict(texts)
+            best[name] = min(best[name], time.perf_counter() - start)
+    results: dict = {}
+    for name, predictor in predictors.items():
+        speed = len(texts) / best[name]
+        f1 = {set_name: round(score_predictions(rows, predictor.predict_proba([r["text"] for r in rows]), predictor.labels)["macro_f1"], 4)
+              for set_name, rows in scored.items()}
+        results[f"predict_{name}"] = {"paragraphs_per_s": round(speed, 1), "macro_f1": f1, "precision": predictor.precision}
+        reference = results["predict_torch_fp32"]  # measured first
+        change = ", ".join(f"{k} {v:.4f} ({v - reference['macro_f1'][k]:+.4f})" for k, v in f1.items())
+        print(f"prediction {name:10s}: {speed:7.1f} paragraphs/s, {speed / hf_speed:.1f}x hf_default, "
+              f"{speed / reference['paragraphs_per_s']:.2f}x fp32; macro-F1 {change}")
+    return results
+
+
+def explanation_cost(predictor, texts: list[str], results: dict) -> None:
+    """Seconds per paragraph of each attribution method (after a warm-up), and how much the explained label's
+    probability falls when each paragraph's 3 strongest supporting words are deleted, against 3 random words."""
+    from event_classifier.explain import METHODS, Explainer, deletion_drop
+
+    for method in METHODS:
+        explainer = Explainer(predictor, method=method)
+        explainer.explain(texts[:2])
+        start = time.perf_counter()
+        evidence = explainer.explain(texts)
+        seconds = (time.perf_counter() - start) / len(texts)
+        drop = deletion_drop(predictor, texts, evidence)
+        results[f"explain_{method}"] = {"s_per_paragraph": round(seconds, 3), "paragraphs": len(texts),
+                                        "deletion_drop_top3": drop["evidence"], "deletion_drop_random3": drop["random"]}
+        print(f"explanation {method:9s}: {seconds:.3f} s/paragraph over {len(texts)}; deleting the top 3 words lowers "
+              f"the label's probability by {drop['evidence']:.3f} (3 random words: {drop['random']:.3f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None)
@@ -91,6 +152,11 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--predict-n", type=int, default=512)
+    parser.add_argument("--data", default=None, metavar="[NAME=]PATH", help="with --model: also score macro-F1 on this "
+                        "labelled file or source (e.g. case=../shared/data/case2021_task2_dev.tsv)")
+    parser.add_argument("--explain-n", type=int, default=48, help="test paragraphs explained per attribution method "
+                                                                  "(with --model; 0: none)")
+    parser.add_argument("--skip-training", action="store_true", help="leave out the training figures")
     parser.add_argument("--profile", action="store_true", help="torch profiler table of our training step")
     parser.add_argument("--output", default=None, help="also write the figures as JSON")
     args = parser.parse_args()
@@ -109,21 +175,25 @@ def main() -> None:
     work = Path("/tmp/ec_bench")
     ours_bf16 = results["precision_auto"] == "bf16"
     other = "fp32" if ours_bf16 else "bf16"  # the precision `auto` did not pick, measured for comparison
-    variants = (("hf_default", True, False, False), ("ours", False, True, ours_bf16), (f"ours_{other}", False, True, not ours_bf16))
-    for name, pad_to_max, group, bf16 in variants:
+    variants = (("hf_default", True, False, False, True), ("ours", False, True, ours_bf16, True),
+                (f"ours_{other}", False, True, not ours_bf16, True), ("ours_loop_adamw", False, True, ours_bf16, False))
+    for name, pad_to_max, group, bf16, fused in (() if args.skip_training else variants):
         model, tokenizer = load_backbone(config.model.name, config.label_names, work, texts, seed=0)
         max_length = 512 if pad_to_max else choose_max_length(tokenizer, model, texts, config.model.max_length)
         elapsed, seen, flops = time_training(
-            model, batches(tokenizer, texts, label_ids, args.batch_size, max_length, pad_to_max, group), args.train_steps, bf16)
+            model, batches(tokenizer, texts, label_ids, args.batch_size, max_length, pad_to_max, group), args.train_steps, bf16, fused)
         results[f"train_{name}"] = {"paragraphs_per_s": round(seen / elapsed, 1), "max_length": max_length,
                                     "achieved_gflops": round(flops / elapsed / 1e9, 1), "bf16": bf16}
         print(f"training {name:10s}: {seen / elapsed:7.1f} paragraphs/s (max_length {max_length}, bf16 {bf16}), "
               f"{flops / elapsed / 1e9:.0f} GFLOP/s achieved")
-    ratio = results["train_ours"]["paragraphs_per_s"] / results["train_hf_default"]["paragraphs_per_s"]
-    peak = results["peak_gflops"]["bf16" if ours_bf16 else "fp32"]
-    results["train_speedup"] = round(ratio, 2)
-    results["train_ours"]["share_of_peak"] = round(results["train_ours"]["achieved_gflops"] / peak, 3)
-    print(f"training speed-up {ratio:.2f}x; our step reaches {results['train_ours']['share_of_peak']:.0%} of the matmul peak")
+    if not args.skip_training:
+        ratio = results["train_ours"]["paragraphs_per_s"] / results["train_hf_default"]["paragraphs_per_s"]
+        results["train_speedup"] = round(ratio, 2)
+        for name in [n for n in results if n.startswith("train_ours")]:
+            own_peak = results["peak_gflops"]["bf16" if results[name]["bf16"] else "fp32"]
+            results[name]["share_of_peak"] = round(results[name]["achieved_gflops"] / own_peak, 3)
+        print(f"training speed-up {ratio:.2f}x; our step reaches {results['train_ours']['share_of_peak']:.0%} of the matmul peak "
+              f"({results['train_ours_loop_adamw']['share_of_peak']:.0%} with the per-tensor AdamW loop)")
     if args.profile:
         model, tokenizer = load_backbone(config.model.name, config.label_names, work, texts, seed=0)
         max_length = choose_max_length(tokenizer, model, texts, config.model.max_length)
@@ -137,21 +207,12 @@ def main() -> None:
     results["predict_hf_default"] = round(hf, 1)
     print(f"prediction hf_default: {hf:7.1f} paragraphs/s (fp32, padding to 512)")
     if args.model:
-        from event_classifier.evaluation import score_predictions
-        from event_classifier.inference import Predictor
+        results.update(prediction_variants(args.model, config, predict_texts, hf, args.data))
+        if args.explain_n:
+            from event_classifier.inference import Predictor
 
-        test = load_split(config, "test")
-        for name, quantize, precision in (("ours", False, "auto"), (f"ours_{other}", False, other), ("ours_int8", True, "fp32")):
-            predictor = Predictor(args.model, quantize=quantize, precision=precision)
-            predictor.predict(predict_texts[:64])  # warm-up
-            start = time.perf_counter()
-            predictor.predict(predict_texts)
-            speed = args.predict_n / (time.perf_counter() - start)
-            f1 = score_predictions(test, predictor.predict_proba([r["text"] for r in test]), predictor.labels)["macro_f1"]
-            results[f"predict_{name}"] = {"paragraphs_per_s": round(speed, 1), "test_macro_f1": round(f1, 4),
-                                          "precision": predictor.precision}
-            print(f"prediction {name:10s}: {speed:7.1f} paragraphs/s ({predictor.precision}{', int8' if quantize else ''}), "
-                  f"test macro-F1 {f1:.4f}, speed-up {speed / hf:.1f}x")
+            test_texts = [r["text"] for r in load_split(config, "test")[: args.explain_n]]
+            explanation_cost(Predictor(args.model), test_texts, results)
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(f"peak RSS {results['peak_rss_mb']} MB")
     if args.output:

@@ -116,6 +116,28 @@ def train_main(argv: list[str] | None = None) -> int:
 
 
 @command
+def tune_main(argv: list[str] | None = None) -> int:
+    from event_classifier.tuning import tune
+
+    parser = _parser("tune", "Search learning rate, epochs (up to train.epochs), batch size, warm-up and weight decay "
+                             "with Optuna (seeded TPE, median pruning on dev macro-F1 per epoch); the objective is dev "
+                             "macro-F1. Writes runs/tune/NAME/{trials.md,trials.json,best.yaml}.")
+    parser.add_argument("--trials", type=int, default=20, help="number of trials (default: %(default)s)")
+    parser.add_argument("--name", default=None, help="the study's folder under runs/tune (default: a timestamp)")
+    parser.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    parser.add_argument("--overwrite", action="store_true", help="replace runs/tune/NAME if it exists")
+    args, config = parse_with_overrides(parser, argv)
+    if args.trials < 1:
+        raise EventClassifierError(f"--trials {args.trials}: give at least 1")
+    summary = tune(config, args.trials, args.name, args.config, args.timeout, args.overwrite)
+    print(summary["markdown"])
+    print(f"best: trial {summary['number']}, dev macro-F1 {summary['value']:.4f}, {summary['params']}")
+    print(f"wrote {summary['folder']}/trials.md, trials.json and best.yaml; train it with: "
+          f"python train.py --config {summary['folder']}/best.yaml")
+    return 0
+
+
+@command
 def evaluate_main(argv: list[str] | None = None) -> int:
     from event_classifier.metrics import format_table
     from event_classifier.workflow import ensemble_name, evaluate
@@ -155,6 +177,7 @@ def evaluate_main(argv: list[str] | None = None) -> int:
 @command
 def predict_main(argv: list[str] | None = None) -> int:
     from event_classifier.documents import InputCounts, InputOptions, read_inputs
+    from event_classifier.explain import METHODS, Explainer
     from event_classifier.fetch import DEFAULT_CACHE, FetchSettings
     from event_classifier.inference import load_predictor
     from event_classifier.prediction_output import events_format, write_predictions
@@ -170,7 +193,8 @@ def predict_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id-column", default=None, help="a .csv/.tsv column to carry as each row's id")
     parser.add_argument("--keep-title", action="store_true", help="also predict an article's title as its paragraph 0")
     parser.add_argument("--output", default=None, help="output file (default: stdout)")
-    parser.add_argument("--format", choices=["jsonl", "csv"], default=None, help="default: from --output's suffix, else jsonl; CSV columns come from the first row")
+    parser.add_argument("--format", choices=["jsonl", "csv", "parquet"], default=None, help="default: from --output's "
+                        "suffix, else jsonl; CSV columns come from the first row; parquet with --engine ray only")
     parser.add_argument("--events", default=None, metavar="FILE", help="also write the event table (.csv or .jsonl): one "
                         "row per paragraph not given the model's fallback label, with date, link, title, label, confidence")
     parser.add_argument("--batch-size", type=int, default=None, help="paragraphs per batch (default: the model's own, "
@@ -179,6 +203,16 @@ def predict_main(argv: list[str] | None = None) -> int:
                         help="flag predictions whose probability is below this and route them to the model's "
                              "fallback label (e.g. 'other')")
     parser.add_argument("--quantize", action="store_true", help="int8 dynamic quantization: ~3x faster on CPU")
+    parser.add_argument("--explain", action="store_true", help="add `evidence` to each row: the words that drove its "
+                        "most probable label, with weights (Captum; about a second a paragraph on 2 cores)")
+    parser.add_argument("--explain-method", choices=METHODS, default=METHODS[0], help="attribution method (default: %(default)s)")
+    scale = parser.add_argument_group("batch prediction on Ray Data (--engine ray)")
+    scale.add_argument("--engine", choices=["local", "ray"], default="local", help="local: this process; ray: "
+                       ".jsonl/.csv/.tsv/.parquet files or folders of them, labelled by an actor pool, written to the "
+                       "folder --output (default: %(default)s)")
+    scale.add_argument("--ray-address", default=None, help="a Ray cluster, e.g. ray://head:10001 (default: RAY_ADDRESS, "
+                       "else a local Ray on this machine's CPUs)")
+    scale.add_argument("--actors", type=int, default=None, help="actors in the pool, one model each (default: one per CPU)")
     fetching = parser.add_argument_group("fetching URLs")
     fetching.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where fetched pages are kept (default: %(default)s)")
     fetching.add_argument("--no-cache", action="store_true", help="fetch every page again and keep none")
@@ -190,6 +224,10 @@ def predict_main(argv: list[str] | None = None) -> int:
         parser.error("give at least one input (a file, folder, URL or -) or --urls FILE")
     if not 0 <= args.min_confidence < 1:
         raise EventClassifierError(f"--min-confidence {args.min_confidence}: must be in [0, 1)")
+    if args.engine == "ray":
+        return _predict_on_ray(parser, args)
+    if args.format == "parquet":
+        raise EventClassifierError("--format parquet: written by --engine ray only; use jsonl or csv here")
     if args.events:
         events_format(args.events)  # a wrong suffix is reported before the model loads
     fetch = FetchSettings(timeout=args.timeout, max_bytes=args.max_page_bytes, retries=max(0, args.retries),
@@ -198,6 +236,8 @@ def predict_main(argv: list[str] | None = None) -> int:
     predictor = load_predictor(args.model, batch_size=args.batch_size, min_confidence=args.min_confidence, quantize=args.quantize)
     counts = InputCounts()
     records = predictor.predict_records(read_inputs(args.inputs, counts, options, args.urls), progress=sys.stderr.isatty())
+    if args.explain:
+        records = Explainer(predictor, method=args.explain_method).add_evidence(records)
     fmt = args.format or ("csv" if args.output and args.output.endswith(".csv") else "jsonl")
     summary = write_predictions(records, args.output, fmt, predictor.labels, args.events, predictor.meta.fallback_label)
     for source, per_label in summary.items():
@@ -220,11 +260,99 @@ def predict_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-COMMANDS = {"prepare": prepare_main, "train": train_main, "evaluate": evaluate_main, "predict": predict_main}
+def _predict_on_ray(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from event_classifier.ray_predict import RayOptions, predict_on_ray
+
+    if args.urls or args.events or args.keep_title or "-" in args.inputs or not args.output:
+        parser.error("--engine ray reads table files (not --urls, stdin or --keep-title), writes no --events, and "
+                     "needs --output FOLDER")
+    fmt = args.format or ("parquet" if args.output.rstrip("/").endswith(".parquet") else "jsonl")
+    settings = {"batch_size": args.batch_size, "min_confidence": args.min_confidence, "quantize": args.quantize}
+    rows = predict_on_ray(args.inputs, args.output, args.model, fmt, args.text_column, args.id_column,
+                          RayOptions(address=args.ray_address, actors=args.actors, predictor=settings),
+                          progress=sys.stderr.isatty())
+    print(f"wrote {args.output} ({fmt}{'' if rows is None else f', {rows} rows'})", file=sys.stderr)
+    return 0
+
+
+@command
+def export_main(argv: list[str] | None = None) -> int:
+    from event_classifier.onnx_backend import export_onnx
+
+    parser = _parser("export", "Export a trained model to ONNX: a folder that predict, evaluate and serve load like any "
+                               "model folder and run on ONNX Runtime.", overrides=False)
+    parser.add_argument("--model", required=True, help="run folder (runs/NAME) or model folder")
+    parser.add_argument("--onnx", action="store_true", default=True, help="ONNX format (the only one; the default)")
+    parser.add_argument("--int8", action="store_true", help="int8 weights per output channel (dynamic quantization in "
+                        "ONNX Runtime); the classification head stays fp32")
+    parser.add_argument("--output", required=True, help="the folder to write (replaced as a whole if it exists)")
+    args = parser.parse_args(argv)
+    if Path(args.output).resolve() == Path(args.model).resolve():
+        raise EventClassifierError(f"--output {args.output}: is the model folder itself; choose another folder")
+    written = export_onnx(args.model, args.output, int8=args.int8)
+    print(f"wrote {written} ({'int8' if args.int8 else 'fp32'} ONNX); predict with: event-classifier predict --model {written} FILE",
+          file=sys.stderr)
+    return 0
+
+
+@command
+def serve_main(argv: list[str] | None = None) -> int:
+    import uvicorn
+
+    from event_classifier.explain import METHODS
+    from event_classifier.fetch import DEFAULT_CACHE, FetchSettings
+    from event_classifier.serving import ServeSettings, create_app
+
+    parser = _parser("serve", "A local web app and JSON API: paste or link an article, see each paragraph's label and "
+                              "why, correct it (corrections go to data.feedback, read by the next prepare). Page at /, "
+                              "API docs at /docs.", overrides=False)
+    parser.add_argument("--model", default="runs/latest", help="run folder or model folder (default: %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine "
+                                                            "only; 0.0.0.0 opens it to the network)")
+    parser.add_argument("--port", type=int, default=8000, help="default: %(default)s")
+    parser.add_argument("--min-confidence", type=float, default=ServeSettings.min_confidence,
+                        help="flag paragraphs below this probability (default: %(default)s; a request may give its own)")
+    parser.add_argument("--feedback-dir", default=None, help="where corrections are appended (default: the config's "
+                                                             "data.feedback, data/feedback)")
+    parser.add_argument("--allow-private-urls", action="store_true", help="also fetch links to loopback, private and "
+                                                                          "link-local addresses (an intranet)")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="URL",
+                        help="let pages from this origin call the API (repeatable; default: none)")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="a Host name to answer besides 127.0.0.1 and localhost (repeatable; * = any)")
+    parser.add_argument("--max-body-mb", type=float, default=ServeSettings.max_body_bytes / 1e6, help="JSON request cap")
+    parser.add_argument("--max-upload-mb", type=float, default=ServeSettings.max_upload_bytes / 1e6, help="file upload cap")
+    parser.add_argument("--explain-method", choices=METHODS, default=ServeSettings.explain_method)
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where fetched pages are kept")
+    parser.add_argument("--no-cache", action="store_true", help="fetch every page again and keep none")
+    args = parser.parse_args(argv)
+    if not 0 <= args.min_confidence < 1:
+        raise EventClassifierError(f"--min-confidence {args.min_confidence}: must be in [0, 1)")
+    feedback = args.feedback_dir or load_config().data.feedback
+    if not feedback:
+        raise EventClassifierError("no feedback folder: data.feedback is null; give --feedback-dir DIR")
+    hosts = ServeSettings.allowed_hosts + tuple(args.allowed_host)
+    if args.host not in {"127.0.0.1", "localhost", "::1"} and not args.allowed_host:
+        hosts = ("*",)  # listening on the network: answer whatever name the machine is reached by
+    settings = ServeSettings(
+        feedback_dir=Path(feedback), min_confidence=args.min_confidence, allow_private_urls=args.allow_private_urls,
+        cors_origins=tuple(args.cors_origin), allowed_hosts=hosts, max_body_bytes=int(args.max_body_mb * 1e6),
+        max_upload_bytes=int(args.max_upload_mb * 1e6), explain_method=args.explain_method,
+        fetch=FetchSettings(cache_dir=None if args.no_cache else Path(args.cache_dir).expanduser()))
+    app = create_app(args.model, settings)  # a model that cannot load stops here, with one line
+    print(f"serving {app.state.service.name} on http://{args.host}:{args.port}/ (API docs at /docs); "
+          f"corrections go to {settings.feedback_dir}; Ctrl-C stops", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+COMMANDS = {"prepare": prepare_main, "train": train_main, "evaluate": evaluate_main, "predict": predict_main,
+            "export": export_main, "serve": serve_main, "tune": tune_main}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`event-classifier {prepare,train,evaluate,predict} ...`: one installed command for the four steps."""
+    """`event-classifier {prepare,train,evaluate,predict,export,serve} ...`: one installed command for the steps and the
+    app."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in {"-h", "--help"} or argv[0] not in COMMANDS:
         known = ", ".join(COMMANDS)
@@ -233,7 +361,10 @@ def main(argv: list[str] | None = None) -> int:
                  "  prepare   read labelled paragraphs, write grouped train/dev/test splits\n"
                  "  train     fine-tune on the splits, calibrate, evaluate, export runs/NAME/model\n"
                  "  evaluate  score runs or model folders on labelled data, side by side\n"
-                 "  predict   label each paragraph of articles (.txt, .jsonl, .csv, web pages, URLs, stdin)\n\n"
+                 "  predict   label each paragraph of articles (.txt, .jsonl, .csv, web pages, URLs, stdin)\n"
+                 "  export    write a model as ONNX (fp32 or int8) for ONNX Runtime\n"
+                 "  serve     a local web app and JSON API: label, explain and correct paragraphs\n"
+                 "  tune      search training hyper-parameters with Optuna; the best as a config overlay\n\n"
                  "event-classifier COMMAND --help shows a command's options.")
         if argv and argv[0] not in {"-h", "--help"}:
             print(f"{usage}\nerror: unknown command {argv[0]!r}; use one of {known}", file=sys.stderr)

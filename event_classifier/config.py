@@ -27,7 +27,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 TASKS = ("single_label", "multi_label")  # model.task: one label per paragraph, or the main one plus secondary ones
-PATH_FIELDS = (("data", "paragraphs"), ("data", "prepared_dir"), ("train", "output_dir"))  # plus data.sources values
+REPORT_TO = ("none", "tensorboard", "mlflow")  # experiment trackers the Trainer reports to (train.report_to)
+# plus data.sources values
+PATH_FIELDS = (("data", "paragraphs"), ("data", "feedback"), ("data", "prepared_dir"), ("train", "output_dir"))
 
 
 @dataclass
@@ -51,6 +53,7 @@ DEFAULT_LABELS = (
 @dataclass
 class DataConfig:
     paragraphs: Optional[str] = "data/paragraphs"  # our own labelled JSONL files: a folder of *.jsonl or one file; null = none
+    feedback: Optional[str] = "data/feedback"  # corrections saved by the web app (*.jsonl); a later one of a text wins; null = none
     sources: dict[str, str] = field(default_factory=dict)  # extra sources: name -> path, read via configs/sources/<name>.yaml
     prepared_dir: str = "data/prepared"  # where data/prepare.py writes train/dev/test.jsonl and training reads them
     dev_fraction: float = 0.15  # share of articles in the dev split
@@ -90,6 +93,7 @@ class TrainConfig:
     logging_steps: int = 10  # log the training loss every N steps
     save_total_limit: int = 2  # checkpoints kept on disk (the best one is always kept)
     refit: bool = False  # after choosing the epoch count on dev, train again on train+dev for that many epochs and ship that
+    report_to: str = "none"  # none | tensorboard | mlflow: where the Trainer also logs (mlflow: runs/mlflow.db by default)
 
 
 @dataclass
@@ -206,6 +210,8 @@ def validate(config: Config, path: Path | str) -> None:
         raise EventClassifierError(f"{path}: model.task must be {' or '.join(TASKS)}, got {config.model.task!r}")
     if config.train.precision not in {"auto", "bf16", "fp32"}:
         raise EventClassifierError(f"{path}: train.precision must be auto, bf16 or fp32, got {config.train.precision!r}")
+    if config.train.report_to not in REPORT_TO:
+        raise EventClassifierError(f"{path}: train.report_to must be one of {', '.join(REPORT_TO)}, got {config.train.report_to!r}")
     fractions = config.data.dev_fraction + config.data.test_fraction
     if not (0 < config.data.dev_fraction < 1 and 0 < config.data.test_fraction < 1 and fractions < 1):
         raise EventClassifierError(f"{path}: data.dev_fraction and data.test_fraction must be in (0, 1) and sum below 1")

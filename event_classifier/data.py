@@ -16,6 +16,7 @@ from sklearn.preprocessing import MultiLabelBinarizer
 
 from event_classifier.config import Config
 from event_classifier.errors import EventClassifierError
+from event_classifier.feedback import read_feedback
 from event_classifier.io import atomic_write_json, atomic_write_jsonl, iter_jsonl, read_text_file, sha256_of
 from event_classifier.sources import read_labelled_file, read_source
 
@@ -134,7 +135,8 @@ def split(rows: list[dict], config: Config) -> dict[str, list[dict]]:
 
 
 def collect(config: Config, extra_sources: dict[str, str] | None = None) -> tuple[list[dict], list[dict]]:
-    """Read our corpus and every configured source; return the rows and one report per file read."""
+    """Read our corpus, every configured source and the web app's corrections (data.feedback), in that order (the
+    first copy of a text is the one deduplication keeps); return the rows and one report per file read."""
     rows, reports = [], []
     own = paragraph_files(Path(config.data.paragraphs)) if config.data.paragraphs else []
     if not own and not config.data.sources and not extra_sources:
@@ -147,6 +149,9 @@ def collect(config: Config, extra_sources: dict[str, str] | None = None) -> tupl
         file_rows, report = read_source(name, Path(path), config.label_names)
         rows += file_rows
         reports.append(report)
+    feedback_rows, feedback_reports = read_feedback(config.data.feedback, config.label_names)
+    rows += feedback_rows
+    reports += feedback_reports
     ids = Counter(r["id"] for r in rows)
     repeated = [i for i, n in ids.items() if n > 1]
     if repeated:

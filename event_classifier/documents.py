@@ -124,13 +124,18 @@ def _page_article(page: Page) -> Article:
     return extract_article(html, page.url, url=page.final_url)
 
 
-def _read_stdin(counts: InputCounts, options: InputOptions) -> Iterator[dict]:
-    text = decode_utf8(sys.stdin.buffer.read(), "<stdin>")
+def read_text_input(name: str, text: str, counts: InputCounts, options: InputOptions) -> Iterator[dict]:
+    """Records of text given whole rather than as a file (stdin, an article pasted into the web app): JSONL when it
+    starts with `{`, else a plain-text article; `name` stands for the input in rows and messages."""
     if not text.strip():
-        raise EventClassifierError("<stdin>: no text received; pipe an article or give a file")
+        raise EventClassifierError(f"{name}: no text received; give an article's text, or a file")
     if text.lstrip().startswith("{"):
-        return _records_from_objects("<stdin>", iter_jsonl("<stdin>", text), counts)
-    return _article_records("<stdin>", read_text_article(text), counts, options.keep_title)
+        return _records_from_objects(name, iter_jsonl(name, text), counts)
+    return _article_records(name, read_text_article(text), counts, options.keep_title)
+
+
+def _read_stdin(counts: InputCounts, options: InputOptions) -> Iterator[dict]:
+    return read_text_input("<stdin>", decode_utf8(sys.stdin.buffer.read(), "<stdin>"), counts, options)
 
 
 def _read_file(spec: str, counts: InputCounts, options: InputOptions) -> Iterator[dict]:

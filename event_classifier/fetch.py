@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import ipaddress
 import json
+import socket
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ class FetchSettings:
     backoff: float = 0.5  # seconds before the first retry, doubled for each next one
     workers: int = 4  # pages fetched at once: polite to sites, enough to keep the model busy
     cache_dir: Path | None = DEFAULT_CACHE  # None: no cache
+    allow_private: bool = True  # False: refuse hosts that resolve to loopback, private or link-local addresses (the web app)
 
 
 @dataclass
@@ -55,11 +58,33 @@ class _Retry(Exception):
     """A failure worth another attempt (5xx, time-out, dropped connection); the message says what happened."""
 
 
-def check_url(url: str) -> None:
-    """Only http and https URLs with a host are fetched."""
+def check_url(url: str, allow_private: bool = True) -> None:
+    """Only http and https URLs with a host are fetched; without `allow_private`, only hosts on the public internet."""
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise SkippedInput(f"{url}: not an http(s) URL; only http:// and https:// links are fetched")
+    if not allow_private:
+        check_public_host(url, parts.hostname or "")
+
+
+def resolve_host(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Every address `host` resolves to (an IP literal is itself)."""
+    infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+
+
+def check_public_host(url: str, host: str) -> None:
+    """Refuse a host any of whose addresses is not global (loopback, private, link-local, reserved...): a server that
+    fetches links for others must not become a way into the machine's own network."""
+    try:
+        addresses = resolve_host(host)
+    except (socket.gaierror, UnicodeError):
+        raise SkippedInput(f"{url}: cannot resolve the host {host!r}; check the link") from None
+    for address in addresses:
+        address = getattr(address, "ipv4_mapped", None) or address
+        if not address.is_global:
+            raise SkippedInput(f"{url}: {host} resolves to {address}, a loopback, private or link-local address; "
+                               "such links are refused (start the server with --allow-private-urls to allow them)")
 
 
 class Fetcher:
@@ -68,9 +93,14 @@ class Fetcher:
     def __init__(self, settings: FetchSettings | None = None):
         self.settings = settings or FetchSettings()
         s = self.settings
+        hooks = {} if s.allow_private else {"request": [self._check_request]}  # every redirect's target too
         self.client = httpx.Client(
             follow_redirects=True, max_redirects=s.max_redirects, headers={"User-Agent": USER_AGENT},
-            timeout=httpx.Timeout(s.timeout), limits=httpx.Limits(max_connections=s.workers))
+            timeout=httpx.Timeout(s.timeout), limits=httpx.Limits(max_connections=s.workers), event_hooks=hooks)
+
+    @staticmethod
+    def _check_request(request: httpx.Request) -> None:
+        check_public_host(str(request.url), request.url.host)
 
     def __enter__(self) -> "Fetcher":
         return self
@@ -106,7 +136,7 @@ class Fetcher:
 
     def fetch(self, url: str) -> Page:
         """The page at `url`, from the cache when it is there; a failure raises SkippedInput naming the URL."""
-        check_url(url)
+        check_url(url, self.settings.allow_private)
         cached = self._from_cache(url)
         if cached is not None:
             return cached

@@ -16,20 +16,18 @@ from event_classifier.calibration import NEVER
 from event_classifier.errors import EventClassifierError
 from event_classifier.meta import ModelMeta
 from event_classifier.model import load_checkpoint, resolve_precision
+from event_classifier.onnx_backend import OnnxModel, keep_in_fp32
 
 
-FP32_MODULES = ("classifier", "pooler")  # the head and what feeds it stay fp32: int8 there moves the decision most
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """int8 dynamic quantization of the encoder's nn.Linear layers with per-channel weights (faster on a CPU); the
+    layers `onnx_backend.keep_in_fp32` names (the head, the feed-forward outputs) stay fp32, as in the ONNX export."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-
-def quantize_int8(model: torch.nn.Module, keep_fp32: tuple[str, ...] = FP32_MODULES) -> torch.nn.Module:
-    """int8 dynamic quantization of the encoder's nn.Linear layers (several times faster on a CPU), with the
-    classification head and pooler left in fp32."""
-    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
-
-    chosen = {name: default_dynamic_qconfig for name, module in model.named_modules()
-              if isinstance(module, torch.nn.Linear) and not any(part in name.split(".") for part in keep_fp32)}
+    chosen = {name: per_channel_dynamic_qconfig for name, module in model.named_modules()
+              if isinstance(module, torch.nn.Linear) and not keep_in_fp32(name)}
     with warnings.catch_warnings():  # torch marks the int8 tensor API deprecated; it is still the fast CPU path
-        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore")
         return quantize_dynamic(model, chosen, dtype=torch.qint8)
 
 
@@ -61,8 +59,12 @@ class Predictor:
         self.stride = max(0, min(meta.stride if stride is None else stride, self.max_length // 4))
         self.batch_size = batch_size or meta.batch_size
         self.temperature = float(meta.temperature)
-        self.precision = resolve_precision(precision)
+        self.backend = "onnx" if isinstance(model, OnnxModel) else "torch"
+        self.precision = "fp32" if self.backend == "onnx" else resolve_precision(precision)  # ONNX Runtime runs what was exported
         self.min_confidence = min_confidence
+        if quantize and self.backend == "onnx":
+            raise EventClassifierError(f"{directory}: an ONNX export is quantized when it is written; "
+                                       "use `event-classifier export --int8` instead of --quantize")
         if quantize:
             self.model = quantize_int8(self.model)
             self.precision = "fp32"

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -96,6 +97,31 @@ def atomic_write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     with atomic_open(path) as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+_APPEND_LOCK = threading.Lock()
+
+
+def append_jsonl_line(path: str | Path, row: dict) -> None:
+    """Append `row` as one JSON line to `path`, never rewriting what is there: one write with O_APPEND under a lock
+    (a thread lock here, an flock for other processes), then fsync, so concurrent writers cannot interleave lines
+    and a crash loses at most the line being written."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+    with _APPEND_LOCK:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            written = os.write(fd, line)
+            if written != len(line):
+                raise EventClassifierError(f"{path}: only {written} of {len(line)} bytes appended; the disk may be full")
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # closing releases the flock
+        _fsync_directory(path.parent)
 
 
 def sha256_of(path: str | Path) -> str:

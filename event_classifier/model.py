@@ -15,6 +15,7 @@ from transformers.utils import logging as hf_logging
 from event_classifier.errors import EventClassifierError
 from event_classifier.io import atomic_directory
 from event_classifier.meta import MULTI_LABEL_PROBLEM, ModelMeta
+from event_classifier.onnx_backend import is_onnx_folder, load_onnx
 from event_classifier.runs import resolve_model_dir
 
 MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
@@ -146,6 +147,8 @@ def load_checkpoint(directory: str | Path):
     directory = resolve_model_dir(directory)
     hf_logging.disable_progress_bar()  # a saved classifier loads whole: no per-weight bar or load report
     hf_logging.set_verbosity_error()
+    if is_onnx_folder(directory):  # written by `event-classifier export`: runs on ONNX Runtime
+        return load_onnx(directory)
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
         model = AutoModelForSequenceClassification.from_pretrained(directory)

@@ -76,7 +76,8 @@ def write_predictions(records: Iterable[dict], output: str | None, fmt: str, lab
             if fmt == "jsonl":
                 rows.write(record)
             else:
-                flat = {k: v for k, v in record.items() if k != "probs"}
+                flat = {k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict) or (isinstance(v, list) and k != "labels")
+                        else v for k, v in record.items() if k != "probs"}  # e.g. evidence
                 if "labels" in flat:
                     flat["labels"] = LABEL_SEPARATOR.join(flat["labels"])
                 flat.update({f"p_{label}": p for label, p in record["probs"].items()})

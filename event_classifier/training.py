@@ -171,12 +171,13 @@ class _StartStep(TrainerCallback):
 
 def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool = False,
         is_main_process: bool = True, work_dir: Path | None = None, epochs: float | None = None,
-        stage: str = "") -> Fitted:
+        stage: str = "", extra_callbacks: tuple[TrainerCallback, ...] = ()) -> Fitted:
     """Fine-tune config.model.name on rows["train"], choosing the best epoch by macro-F1 on rows["dev"].
 
     Without rows["dev"] (a refit on train+dev), it trains for exactly `epochs` epochs and keeps the last.
     Checkpoints go to run_dir/<stage>checkpoints (so `resume` continues from the last one) and the log to
-    run_dir/<stage>train_log.jsonl. Ctrl-C saves a checkpoint and raises TrainingInterrupted.
+    run_dir/<stage>train_log.jsonl. Ctrl-C saves a checkpoint and raises TrainingInterrupted. `extra_callbacks` join
+    the Trainer's (e.g. the tuner's pruning).
     """
     select = "dev" in rows
     set_seed(config.train.seed)
@@ -208,7 +209,7 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
         metric_for_best_model=("selection" if multi_label else "macro_f1") if select else None,
         save_total_limit=config.train.save_total_limit, bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(),
         train_sampling_strategy="group_by_length" if config.train.group_by_length else "random",
-        report_to="none", dataloader_num_workers=0,
+        report_to=config.train.report_to, dataloader_num_workers=0,
     )
     weights = class_weights(labels, [r["label"] for r in rows["train"]]) if config.train.class_weights else None
     loss = _weighted_loss(weights)
@@ -220,7 +221,7 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
     trainer = Trainer(
         model=model, args=args, train_dataset=encode("train"), eval_dataset=encode("dev") if select else None,
         processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=loss,
-        compute_metrics=_compute_metrics(labels, multi_label) if select else None, callbacks=[*callbacks, start],
+        compute_metrics=_compute_metrics(labels, multi_label) if select else None, callbacks=[*callbacks, start, *extra_callbacks],
     )
     has_checkpoint = resume and any((run_dir / f"{stage}checkpoints").glob("checkpoint-*"))
     interrupt = GracefulInterrupt()

@@ -22,6 +22,7 @@ from event_classifier.model import save_model
 from event_classifier.reports import model_card
 from event_classifier.runs import Run, check_split_unchanged, data_record, process_rank, run_dir_of
 from event_classifier.sources import read_any
+from event_classifier.tracking import log_results, stage_run, tracked_run
 from event_classifier.training import fit, refit
 
 
@@ -29,6 +30,11 @@ def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict
     """Fine-tune on the prepared train split, keep the best dev checkpoint, calibrate on dev, evaluate on dev and
     test, export runs/<name>/model/ with its model card. Returns the run's metrics (and its folder)."""
     run, config = Run.create(config, resume, overwrite)
+    with tracked_run(config, run.directory, enabled=process_rank()[0] == 0):
+        return _train(config, run, resume)
+
+
+def _train(config: Config, run: Run, resume: bool) -> dict:
     main_process = process_rank()[0] == 0
     rows = {name: load_split(config, name) for name in SPLITS}
     record = data_record(config, rows)
@@ -57,6 +63,7 @@ def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict
     atomic_write_text(run.model_dir / "README.md", model_card(meta, metrics, to_dict(config)))
     atomic_write_json(run.directory / "metrics.json", metrics)
     run.point_latest()
+    log_results(config, run.directory, metrics)
     return {"run_dir": str(run.directory), **metrics}
 
 
@@ -64,7 +71,8 @@ def _refit(config: Config, rows: dict[str, list[dict]], run: Run, selected, meta
            resume: bool):
     """Train again on train+dev for the epoch count dev chose; keep the temperature fitted on dev by the selection
     run (the refit model has seen dev, so it cannot be calibrated on it) and score the refit model on test."""
-    fitted = refit(config, selected, rows, run.directory, resume=resume)
+    with stage_run(config, "refit"):
+        fitted = refit(config, selected, rows, run.directory, resume=resume)
     meta.max_length = fitted.max_length
     predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
     metrics["test"] = evaluate_run(predictor, {"test": rows["test"]}, {"test": run.directory / "evaluation" / "test"})["test"]

@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 import pytest
 
 from event_classifier.documents import split_into_paragraphs
@@ -89,15 +90,18 @@ def test_min_confidence_flags_every_row_so_csv_columns_are_stable(tiny_model_dir
     assert all(isinstance(r["low_confidence"], bool) for r in results)
 
 
-def test_int8_quantizes_the_encoder_and_keeps_the_head_in_fp32(tiny_model_dir):
+def test_int8_quantizes_the_encoder_and_keeps_the_head_and_ffn_outputs_in_fp32(tiny_model_dir):
     from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
     from torch.nn import Linear
 
     quantized = Predictor(tiny_model_dir, quantize=True)
     modules = dict(quantized.model.named_modules())
     assert type(modules["classifier"]) is Linear and type(modules["bert.pooler.dense"]) is Linear
-    encoder = [m for name, m in modules.items() if name.startswith("bert.encoder") and isinstance(m, (Linear, Int8Linear))]
-    assert encoder and all(isinstance(m, Int8Linear) for m in encoder)
+    encoder = {name: m for name, m in modules.items() if name.startswith("bert.encoder") and isinstance(m, (Linear, Int8Linear))}
+    ffn_out = [name for name in encoder if name.endswith(".output.dense") and ".attention." not in name]
+    assert ffn_out and all(type(encoder[name]) is Linear for name in ffn_out)
+    assert all(isinstance(m, Int8Linear) for name, m in encoder.items() if name not in ffn_out)
+    assert encoder["bert.encoder.layer.0.intermediate.dense"].weight().qscheme() == torch.per_channel_affine
     texts = [r["text"] for r in make_corpus()][:40]
     fp32 = Predictor(tiny_model_dir, precision="fp32").predict_proba(texts)
     int8 = quantized.predict_proba(texts)

@@ -80,3 +80,15 @@ def test_an_earlier_run_joins_the_table_only_with_the_same_folds(tmp_path):
     with pytest.raises(SystemExit, match="other folds"):
         real_news.main(["--case", str(case), "--folds", "3", "--systems", "tfidf", "--include-from",
                         str(tmp_path / "a" / "real_news.json"), "--output-dir", str(tmp_path / "c")])
+
+
+def test_a_second_training_seed_joins_under_its_own_name_and_the_seeds_are_averaged(tmp_path):
+    case = _fake_case(tmp_path / "case.tsv")
+    common = ["--case", str(case), "--folds", "2", "--epochs", "1", "--systems", "plain", "--model.name=tiny-random-bert"]
+    real_news.main(common + ["--output-dir", str(tmp_path / "a")])
+    results = real_news.main(common + ["--train-seed", "7", "--include-from", str(tmp_path / "a" / "real_news.json"),
+                                       "--output-dir", str(tmp_path / "b")])
+    assert {"plain", "plain@seed7", "plainx2"} <= set(results)
+    probs = {k: np.array(v) for k, v in json.loads((tmp_path / "b" / "real_news.json").read_text())["oof_probs"].items()}
+    assert not np.allclose(probs["plain"], probs["plain@seed7"])  # another seed trains another model
+    assert np.allclose(probs["plainx2"], (probs["plain"] + probs["plain@seed7"]) / 2, atol=1e-6)

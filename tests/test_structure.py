@@ -120,7 +120,7 @@ def test_commands_work_from_another_folder(run_with_splits, tmp_path):
     assert (tmp_path / "ev" / "metrics.json").exists()
 
 
-@pytest.mark.parametrize("command", ["prepare", "train", "evaluate", "predict"])
+@pytest.mark.parametrize("command", ["prepare", "train", "evaluate", "predict", "serve"])
 def test_the_installed_command_has_every_step_with_help(command):
     done = subprocess.run(["event-classifier", command, "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and f"usage: event-classifier {command}" in done.stdout
