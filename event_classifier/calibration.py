@@ -12,6 +12,8 @@ from sklearn.metrics import f1_score, log_loss
 from event_classifier.plots import new_figure, save_figure
 
 NEVER = 1.0  # a label's threshold when it is never added beside the main label
+MIN_TUNING_SUPPORT = 5  # secondary occurrences in dev needed to tune a label's threshold; with fewer, UNTUNED
+UNTUNED = 0.5  # the sigmoid's own decision point
 
 
 def _confidence_bins(probs: np.ndarray, y: np.ndarray, n_bins: int) -> list[tuple[float, float, float]]:
@@ -44,15 +46,17 @@ def tune_thresholds(probs: np.ndarray, y: np.ndarray, main: np.ndarray, labels: 
     """Per label, the probability at or over which it joins a paragraph's labels beside the most probable one: the
     dev threshold that maximises the label's F1 as a secondary label (`y`: multi-hot, one column per label; `main`:
     each paragraph's true main label, whose column is left out, as in metrics.label_set_metrics). Candidates are the
-    dev probabilities; 1.0, never, for a label dev never has as a secondary one (such as `other`)."""
+    dev probabilities; 1.0, never, for a label dev never has as a secondary one (such as `other`), and 0.5 for one
+    it has fewer than MIN_TUNING_SUPPORT times: a cut fitted to one or two paragraphs is noise (one dev advance
+    had set 0.037, and the model then added an advance to a third of real attack snippets)."""
     predicted_main = probs.argmax(axis=1)
     thresholds = {}
     for i, label in enumerate(labels):
         rows = main != i  # a paragraph's true main label is not a secondary one, found or missed
         truth, always = y[rows, i], predicted_main[rows] == i
         candidates = np.append(np.unique(probs[rows, i][~always]), 1.0)
-        if not truth.any():
-            thresholds[label] = NEVER
+        if truth.sum() < MIN_TUNING_SUPPORT:
+            thresholds[label] = NEVER if not truth.any() else UNTUNED
             continue
         scores = [f1_score(truth, always | (probs[rows, i] >= cut), zero_division=0) for cut in candidates]
         best = np.flatnonzero(np.isclose(scores, max(scores)))[-1]  # of equal F1s, the highest cut: fewest labels

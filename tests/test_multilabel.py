@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from event_classifier.calibration import fit_temperature, tune_thresholds
+from event_classifier.calibration import MIN_TUNING_SUPPORT, UNTUNED, fit_temperature, tune_thresholds
 from event_classifier.cli import evaluate_main, predict_main, prepare_main, train_main
 from event_classifier.comparison import comparison_table
 from event_classifier.config import load_config
@@ -99,127 +99,24 @@ def test_targets_are_the_label_set_then_the_main_label_and_pos_weight_balances_e
 
 
 def test_thresholds_are_tuned_per_label_for_its_secondary_occurrences():
-    # label b is a secondary label of the paragraphs where its probability is above 0.3; c is never a secondary label
-    probs = np.array([[0.9, 0.35, 0.1], [0.8, 0.32, 0.1], [0.9, 0.25, 0.1], [0.7, 0.2, 0.6], [0.1, 0.2, 0.8],
-                      [0.2, 0.9, 0.3]])
-    y = np.array([[1, 1, 0], [1, 1, 0], [1, 0, 0], [1, 0, 0], [0, 0, 1], [0, 1, 0]])
-    main = np.array([0, 0, 0, 0, 2, 1])
+    # b is a secondary label of the five main-a paragraphs where its probability is 0.3 or more; c never is one
+    b = [0.35, 0.32, 0.31, 0.34, 0.30, 0.25, 0.2, 0.28]
+    probs = np.array([[0.9, p, 0.1] for p in b] + [[0.1, 0.2, 0.8], [0.2, 0.9, 0.3]])
+    y = np.array([[1, 1, 0]] * 5 + [[1, 0, 0]] * 3 + [[0, 0, 1], [0, 1, 0]])
+    main = np.array([0] * 8 + [2, 1])
     thresholds = tune_thresholds(probs, y, main, ["a", "b", "c"])
-    assert 0.25 < thresholds["b"] <= 0.32
+    assert 0.28 < thresholds["b"] <= 0.30
     assert thresholds["a"] == thresholds["c"] == 1.0  # no secondary a or c on dev: never added
     assert tune_thresholds(probs, np.eye(3)[main], main, ["a", "b", "c"]) == {"a": 1.0, "b": 1.0, "c": 1.0}
 
 
-def test_sigmoid_temperature_is_fitted_by_binary_cross_entropy():
-    class Sigmoid:
-        def combine(self, logits, owner, n, temperature=1.0):
-            return 1 / (1 + np.exp(-logits / temperature))
-
-    rng = np.random.default_rng(0)
-    logits = rng.normal(scale=4.0, size=(3000, 4))
-    y = (rng.random((3000, 4)) < Sigmoid().combine(logits, None, None, temperature=2.0)).astype(int)
-    assert fit_temperature(Sigmoid(), logits, list(range(3000)), y) == pytest.approx(2.0, rel=0.1)
-
-
-def test_label_set_metrics_follow_scikit_learn_and_score_secondary_labels_apart():
-    y_true = np.array([[1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1]])
-    y_pred = np.array([[1, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 0]])
-    main = np.array([0, 1, 2, 0])
-    sets = label_set_metrics(y_true, y_pred, main, ["a", "b", "c"])
-    assert sets["subset_accuracy"] == 0.5 and sets["hamming_loss"] == pytest.approx(2 / 12)
-    assert sets["micro_f1"] == pytest.approx(2 * 5 / (2 * 5 + 2))
-    # secondary labels: (row 0, b) found; (row 3, c) missed; (row 1, c) predicted wrongly
-    assert sets["secondary"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2, "predicted": 2}
-    assert sets["per_class"]["c"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
-
-
-def test_the_comparison_table_puts_single_and_multi_label_runs_side_by_side():
-    def result(f1, sets=None):
-        m = {"macro_f1": f1, "macro_f1_ci95": (f1 - 0.05, f1 + 0.05), "accuracy": f1, "ece": 0.1,
-             "per_class": {label: {"f1": f1} for label in LABELS}}
-        return {**m, "label_sets": sets} if sets else m
-
-    sets = {"micro_f1": 0.8, "macro_f1": 0.7, "secondary": {"f1": 0.6}, "subset_accuracy": 0.5, "hamming_loss": 0.1}
-    table = comparison_table({"single": result(0.9), "multi": result(0.91, sets)}, LABELS)
-    head, _, multi, single = table.splitlines()
-    assert "secondary F1" in head and multi.startswith("| multi |") and "| 0.600 |" in multi
-    assert single.startswith("| single |") and single.endswith("| - | - | - | - | - |")
-
-
-# --- the model folder and the predictor --------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def multi_model(tmp_path_factory):
-    """An untrained tiny multi-label classifier with thresholds, saved as a model folder."""
-    return save_tiny_model(tmp_path_factory.mktemp("multi") / "model", task="multi_label",
-                           thresholds={"military_advance": 0.5, "attack": 0.0, "diplomacy": 0.5, "other": 1.0})
-
-
-def test_a_multi_label_model_folder_loads_its_task_and_thresholds(multi_model):
-    config = json.loads((multi_model / "config.json").read_text())
-    assert config["problem_type"] == "multi_label_classification"
-    predictor = Predictor(multi_model)
-    assert predictor.meta.multi_label and predictor.meta.thresholds["attack"] == 0.0
-    for result in predictor.predict(["Troops took the town.", "Talks opened in Geneva."]):
-        assert result["labels"][0] == result["label"] == max(result["probs"], key=result["probs"].get)
-        assert "attack" in result["labels"] and "other" not in result["labels"][1:]  # thresholds 0 and 1 (never)
-        assert sum(result["probs"].values()) != pytest.approx(1.0)  # a sigmoid per label
-
-
-def test_min_confidence_routes_a_multi_label_prediction_to_the_fallback_alone(multi_model):
-    result = Predictor(multi_model, min_confidence=0.999).predict(["Troops took the town."])[0]
-    assert result["low_confidence"] and result["label"] == "other" and result["labels"] == ["other"]
-
-
-def test_single_label_rows_carry_labels_too(tmp_path):
-    result = Predictor(save_tiny_model(tmp_path / "m")).predict(["Troops took the town."])[0]
-    assert result["labels"] == [result["label"]]
-
-
-def test_metadata_of_earlier_versions_loads_as_single_label_and_a_task_that_contradicts_the_weights_is_refused(tmp_path, capsys):
-    model = save_tiny_model(tmp_path / "m")
-    meta = json.loads((model / "event_classifier.json").read_text())
-    del meta["task"]
-    meta["format_version"] = 2  # written before the task travelled with the model
-    (model / "event_classifier.json").write_text(json.dumps(meta))
-    assert not Predictor(model).meta.multi_label
-    meta["task"], meta["format_version"] = "multi_label", 3  # a softmax head's folder claiming to be multi-label
-    (model / "event_classifier.json").write_text(json.dumps(meta))
-    assert predict_main(["--model", str(model), "-"]) == 2
-    assert "does not fit config.json's problem_type" in capsys.readouterr().err
-
-
-def test_a_plain_transformers_folder_takes_its_task_from_problem_type(multi_model, tmp_path):
-    import shutil
-
-    plain = tmp_path / "plain"
-    shutil.copytree(multi_model, plain)
-    (plain / "event_classifier.json").unlink()
-    assert Predictor(plain).meta.multi_label
-
-
-def test_an_ensemble_needs_models_of_one_task(multi_model, tmp_path):
-    with pytest.raises(EventClassifierError, match="an ensemble needs models of one task"):
-        Ensemble([multi_model, save_tiny_model(tmp_path / "single")])
-
-
-def test_the_event_table_has_one_row_per_paragraph_and_label(tmp_path):
-    records = [{"source": "a.txt", "paragraph": 0, "text": "Troops took Kerel after shelling.", "label": "military_advance",
-                "labels": ["military_advance", "attack"], "score": 0.9,
-                "probs": {"military_advance": 0.9, "attack": 0.7, "diplomacy": 0.1, "other": 0.05}},
-               {"source": "a.txt", "paragraph": 1, "text": "Prices rose.", "label": "other", "labels": ["other"], "score": 0.8,
-                "probs": {"military_advance": 0.1, "attack": 0.1, "diplomacy": 0.1, "other": 0.8}}]
-    out, events = tmp_path / "out.csv", tmp_path / "events.csv"
-    write_predictions(records, str(out), "csv", LABELS, str(events), "other")
-    assert [row["labels"] for row in csv.DictReader(io.StringIO(out.read_text()))] == ["military_advance;attack", "other"]
-    table = list(csv.DictReader(io.StringIO(events.read_text())))
-    assert [(t["paragraph"], t["label"], t["main"], t["confidence"]) for t in table] == [
-        ("0", "military_advance", "True", "0.9"), ("0", "attack", "False", "0.7")]
-
-
-# --- the whole pipeline on the tiny model ---------------------------------------------------------------------------
-
-MIXED = "Troops captured the village and seized positions near the ridge after shelling and rockets, officials said."
+def test_a_threshold_is_not_tuned_on_fewer_secondary_occurrences_than_the_minimum():
+    # one dev paragraph with a secondary b at 0.04 would set b's cut at 0.04; below MIN_TUNING_SUPPORT it stays 0.5
+    probs = np.array([[0.9, 0.04, 0.1], [0.9, 0.02, 0.1], [0.1, 0.9, 0.1]])
+    y = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 0]])
+    main = np.array([0, 0, 1])
+    assert MIN_TUNING_SUPPORT > 1
+    assert tune_thresholds(probs, y, main, ["a", "b", "c"]) == {"a": 1.0, "b": UNTUNED, "c": 1.0} and UNTUNED == 0.5
 
 
 @pytest.fixture(scope="module")
