@@ -8,22 +8,25 @@ import random
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from event_classifier.calibration import MIN_TUNING_SUPPORT, UNTUNED, fit_temperature, tune_thresholds
 from event_classifier.cli import evaluate_main, predict_main, prepare_main, train_main
 from event_classifier.comparison import comparison_table
 from event_classifier.config import load_config
 from event_classifier.errors import EventClassifierError
+from event_classifier.fetch import FetchSettings
 from event_classifier.inference import Ensemble, Predictor
 from event_classifier.metrics import label_set_metrics
 from event_classifier.prediction_output import write_predictions
+from event_classifier.serving import ServeSettings, create_app
 from event_classifier.sources import read_labelled_file
 from event_classifier.training import label_targets, positive_weights
 
 from conftest import LABELS, WORDS, make_corpus, save_tiny_model, write_jsonl
 
 
-def make_mixed_corpus(n_articles: int = 28, seed: int = 0) -> list[dict]:
+def make_mixed_corpus(n_articles: int = 40, seed: int = 0) -> list[dict]:
     """make_corpus without its one-off place and name tokens (which a tiny model memorises instead of the label
     words), where half the advance and half the diplomacy paragraphs also report an attack: two attack words are
     added and `also: [attack]` is set. A quarter of the paragraphs carry two labels."""
@@ -121,7 +124,8 @@ def test_a_threshold_is_not_tuned_on_fewer_secondary_occurrences_than_the_minimu
 
 @pytest.fixture(scope="module")
 def multi_run(tmp_path_factory):
-    """prepare -> train a tiny multi-label model on the mixed corpus, through the command lines."""
+    """prepare -> train a tiny multi-label model on the mixed corpus, through the command lines. Its dev split has 6
+    secondary attacks: enough (MIN_TUNING_SUPPORT) to tune the attack threshold."""
     tmp = tmp_path_factory.mktemp("multilabel")
     corpus = write_jsonl(tmp / "c.jsonl", make_mixed_corpus())
     args = ["--config", "configs/tiny.yaml", f"--data.paragraphs={corpus}", f"--data.prepared_dir={tmp / 'prep'}",
@@ -143,7 +147,8 @@ def test_a_tiny_multi_label_model_learns_the_main_label_and_the_second_one(multi
     predicted = Predictor(run).predict([r["text"] for r in rows])
     mixed = [set(p["labels"]) == {r["label"], *r["also"]} for r, p in zip(rows, predicted) if "also" in r]
     single = [p["labels"] == [r["label"]] for r, p in zip(rows, predicted) if "also" not in r]
-    assert len(mixed) == 28 and np.mean(mixed) >= 0.75 and np.mean(single) >= 0.75  # measured: 0.86 and 0.83
+    # measured 0.725 and 0.95 (no secondary label found would give 0 and 1; one on every paragraph, 1 and about 0.3)
+    assert len(mixed) == 40 and np.mean(mixed) >= 0.65 and np.mean(single) >= 0.85
     assert Predictor(run).predict([MIXED])[0]["labels"] == ["military_advance", "attack"]  # a paragraph it never saw
 
 
@@ -188,3 +193,14 @@ def test_predict_writes_labels_and_an_event_row_per_label(multi_run, tmp_path):
     assert predict_main(["--model", str(run), str(article), "--output", str(routed), "--min-confidence", "0.9999"]) == 0
     low = [r for r in map(json.loads, routed.read_text().splitlines()) if r["low_confidence"]]
     assert low and all(r["label"] == "other" and r["labels"] == ["other"] for r in low)
+
+
+def test_the_web_app_serves_secondary_labels_and_the_task(multi_run, tmp_path):
+    _, run = multi_run
+    app = create_app(run, ServeSettings(feedback_dir=tmp_path / "feedback", fetch=FetchSettings(cache_dir=None, retries=0)))
+    client = TestClient(app, base_url="http://127.0.0.1")
+    model = client.get("/api/model").json()
+    assert model["task"] == "multi_label" and model["thresholds"] == Predictor(run).meta.thresholds
+    answer = client.post("/api/predict", json={"texts": [MIXED, "Ministers signed the agreement at the summit."]}).json()
+    assert [p["labels"] for p in answer["paragraphs"]] == [["military_advance", "attack"], ["diplomacy"]]
+    assert [p["label"] for p in answer["paragraphs"]] == ["military_advance", "diplomacy"]
