@@ -95,7 +95,8 @@ def train_corpus_model(config: Config, work: Path) -> Path:
 
     rows = {name: load_split(config, name) for name in SPLITS}
     fitted = fit(config, rows, work / "corpus_run")
-    meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length, fallback_label=config.fallback_label)
+    meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length, fallback_label=config.fallback_label,
+                     task=config.model.task)
     save_model(fitted.model, fitted.tokenizer, work / "corpus_model", meta)
     return work / "corpus_model"
 
@@ -112,7 +113,7 @@ def project_fit(config: Config, case_train: list[dict], work: Path) -> Predictor
     fitted = fit(config, {"train": train, "dev": dev}, work)
     if config.train.refit:
         fitted = refit(config, fitted, {"train": train, "dev": dev}, work)
-    meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length)
+    meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length, task=config.model.task)
     return Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
 
 

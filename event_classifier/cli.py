@@ -107,6 +107,10 @@ def train_main(argv: list[str] | None = None) -> int:
         return 0
     print(f"dev macro-F1 {result['dev']['macro_f1']:.3f}, test macro-F1 {result['test']['macro_f1']:.3f}, "
           f"training {result['train']['runtime_s']} s, temperature {result['train']['temperature']}")
+    if "label_sets" in result["test"]:
+        sets = result["test"]["label_sets"]
+        print(f"test label sets: micro-F1 {sets['micro_f1']:.3f}, macro-F1 {sets['macro_f1']:.3f}, "
+              f"secondary-label F1 {sets['secondary']['f1']:.3f}")
     print(f"run saved in {result['run_dir']} (model in {result['run_dir']}/model)")
     return 0
 

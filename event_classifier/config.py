@@ -26,6 +26,7 @@ from event_classifier.errors import EventClassifierError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+TASKS = ("single_label", "multi_label")  # model.task: one label per paragraph, or the main one plus secondary ones
 REPORT_TO = ("none", "tensorboard", "mlflow")  # experiment trackers the Trainer reports to (train.report_to)
 # plus data.sources values
 PATH_FIELDS = (("data", "paragraphs"), ("data", "feedback"), ("data", "prepared_dir"), ("train", "output_dir"))
@@ -66,6 +67,8 @@ class ModelConfig:
     name: str = "all-MiniLM-L6-v2"  # backbone: all-MiniLM-L6-v2 (bundled), a hub name, tiny-random-bert, or a model folder
     # given as a path starting with ./ ../ / or ~ (e.g. a run's model/ to fine-tune further), relative like other paths
     max_length: Optional[int] = None  # tokens per window; None = 99th percentile of train lengths, capped by the model
+    task: str = "single_label"  # single_label: one label per paragraph (softmax); multi_label: the main label and any
+    # secondary ones (`also` in the data): a sigmoid per label, BCE loss, per-label thresholds tuned on dev
 
 
 @dataclass
@@ -79,7 +82,10 @@ class TrainConfig:
     learning_rate: float = 5.0e-5  # peak AdamW learning rate
     weight_decay: float = 0.01  # AdamW weight decay
     warmup_ratio: float = 0.1  # share of steps with linear warm-up
-    class_weights: bool = True  # weight the loss by inverse class frequency of the train split
+    class_weights: bool = True  # weight the loss by the train split's label frequencies: inverse class frequency
+    # (single_label), or negatives/positives per label as BCE pos_weight (multi_label)
+    main_label_weight: float = 0.0  # multi_label: weight of the main label's cross-entropy added to the BCE, so that the
+    # most probable label is the main one; 0 = BCE alone
     early_stopping_patience: int = 3  # epochs without dev macro-F1 gain before stopping; 0 = never stop early
     seed: int = 42  # seed for weights of the new head, dropout and data order
     precision: str = "auto"  # auto | bf16 | fp32: auto uses bf16 autocast where it measures faster than fp32
@@ -200,6 +206,8 @@ def validate(config: Config, path: Path | str) -> None:
     if config.fallback_label is not None and config.fallback_label not in names:
         raise EventClassifierError(f"{path}: fallback_label {config.fallback_label!r} is not one of the labels {names}; "
                                    "set fallback_label to one of them, or to null to flag uncertain predictions only")
+    if config.model.task not in TASKS:
+        raise EventClassifierError(f"{path}: model.task must be {' or '.join(TASKS)}, got {config.model.task!r}")
     if config.train.precision not in {"auto", "bf16", "fp32"}:
         raise EventClassifierError(f"{path}: train.precision must be auto, bf16 or fp32, got {config.train.precision!r}")
     if config.train.report_to not in REPORT_TO:

@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity
 from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.preprocessing import MultiLabelBinarizer
 
 from event_classifier.config import Config
 from event_classifier.errors import EventClassifierError
@@ -26,6 +27,16 @@ _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}“”‘’«»—�
 def normalise_text(text: str) -> str:
     """Case, punctuation and whitespace folded, so trivially different copies compare equal."""
     return " ".join(_PUNCTUATION.sub(" ", text.lower()).split())
+
+
+def row_labels(row: dict) -> list[str]:
+    """Every label of a row: its main `label` first, then its secondary ones (`also`, absent on most rows)."""
+    return [row["label"], *row.get("also", [])]
+
+
+def label_matrix(label_sets: list[list[str]], labels: list[str]) -> np.ndarray:
+    """Label sets (e.g. `row_labels` of each row, or predicted `labels`) as a multi-hot matrix, one column per label."""
+    return MultiLabelBinarizer(classes=labels).fit_transform(label_sets).astype(np.float32)
 
 
 def paragraph_files(path: Path) -> list[Path]:
@@ -164,6 +175,7 @@ def prepare(config: Config, extra_sources: dict[str, str] | None = None) -> dict
             "rows": len(part),
             "articles": len({r["article_id"] for r in part}),
             "labels": dict(sorted(Counter(r["label"] for r in part).items())),
+            "also": dict(sorted(Counter(label for r in part for label in r.get("also", [])).items())),
             "sources": dict(sorted(Counter(r["source"] for r in part).items())),
             "sha256": sha256_of(path),
         }
@@ -172,10 +184,10 @@ def prepare(config: Config, extra_sources: dict[str, str] | None = None) -> dict
 
 
 def read_split(path: Path, labels: list[str]) -> list[dict]:
-    """Read a prepared split; its labels must be among `labels`."""
+    """Read a prepared split; its labels (main and `also`) must be among `labels`."""
     path = Path(path)
     rows = [row for _, row in iter_jsonl(path, read_text_file(path))]
-    unknown = {r["label"] for r in rows} - set(labels)
+    unknown = {label for r in rows for label in row_labels(r)} - set(labels)
     if unknown:
         raise EventClassifierError(f"{path}: labels {sorted(unknown)} are not in the label set {labels}; rerun data/prepare.py "
                                    "with the same config")

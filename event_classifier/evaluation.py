@@ -12,11 +12,13 @@ from typing import TypedDict
 
 import numpy as np
 
-from event_classifier.calibration import coverage_curve, fit_temperature, expected_calibration_error, plot_coverage, plot_reliability
+from event_classifier.calibration import (coverage_curve, expected_calibration_error, fit_temperature, plot_coverage,
+                                         plot_reliability, tune_thresholds)
+from event_classifier.data import label_matrix, row_labels
 from event_classifier.errors import EventClassifierError
 from event_classifier.inference import Predictor
 from event_classifier.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
-from event_classifier.metrics import bootstrap_macro_f1, classification_metrics, plot_confusion_matrix
+from event_classifier.metrics import bootstrap_macro_f1, classification_metrics, label_set_metrics, plot_confusion_matrix
 from event_classifier.reports import error_report
 from event_classifier.sources import split_source_spec
 
@@ -37,11 +39,14 @@ class Metrics(TypedDict, total=False):
     by_source: dict[str, dict]  # mixed data: n, accuracy, macro_f1 per source
     data: str
     temperature: float
+    task: str  # the model's: single_label or multi_label
+    label_sets: dict  # multi_label model or data with `also`: metrics.label_set_metrics, plus the thresholds used
 
 
 def check_labels_match(model_labels: list[str], rows: list[dict], where: str) -> None:
-    """The data may only use labels the model knows; otherwise its figures would be meaningless."""
-    unknown = sorted({r["label"] for r in rows} - set(model_labels))
+    """The data may only use labels the model knows (as main or `also` labels); otherwise its figures would be
+    meaningless."""
+    unknown = sorted({label for r in rows for label in row_labels(r)} - set(model_labels))
     if unknown:
         raise EventClassifierError(
             f"{where}: labels {unknown} are not among the model's labels {model_labels}; "
@@ -60,6 +65,12 @@ def score_predictions(rows: list[dict], probs: np.ndarray, labels: list[str]) ->
     return metrics
 
 
+def score_label_sets(rows: list[dict], predicted: list[list[str]], labels: list[str]) -> dict:
+    """Label-set metrics (metrics.label_set_metrics) of predicted label sets against each row's main and `also` labels."""
+    main = np.array([labels.index(r["label"]) for r in rows])
+    return label_set_metrics(label_matrix([row_labels(r) for r in rows], labels), label_matrix(predicted, labels), main, labels)
+
+
 def evaluate_rows(predictor: Predictor, rows: list[dict], output_dir: Path | None = None, name: str = "eval",
                   progress: bool = False, uncalibrated: np.ndarray | None = None, probs: np.ndarray | None = None) -> Metrics:
     """Predict `rows` and score them; with output_dir, also write metrics.json, predictions.jsonl, errors.md,
@@ -74,6 +85,10 @@ def evaluate_rows(predictor: Predictor, rows: list[dict], output_dir: Path | Non
     metrics = score_predictions(rows, probs, predictor.labels)
     metrics["data"] = name
     metrics["temperature"] = predictor.temperature
+    metrics["task"] = predictor.meta.task
+    if predictor.meta.multi_label or any(r.get("also") for r in rows):  # single-label models too, for one table
+        metrics["label_sets"] = score_label_sets(rows, [p["labels"] for p in predictions], predictor.labels)
+        metrics["label_sets"]["thresholds"] = dict(predictor.meta.thresholds)
     sources = sorted({r.get("source", "") for r in rows})
     if len(sources) > 1:  # mixed data: how the model does on each source, over the labels that source has
         metrics["by_source"] = {}
@@ -90,7 +105,8 @@ def evaluate_rows(predictor: Predictor, rows: list[dict], output_dir: Path | Non
         output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(output_dir / "metrics.json", metrics)
         atomic_write_jsonl(output_dir / "predictions.jsonl", (
-            {"id": r["id"], "text": r["text"], "true": r["label"], **p} for r, p in zip(rows, predictions)
+            {"id": r["id"], "text": r["text"], "true": r["label"], **({"true_also": r["also"]} if r.get("also") else {}), **p}
+            for r, p in zip(rows, predictions)
         ))
         atomic_write_text(output_dir / "errors.md", error_report(rows, predictions, metrics, name))
         plot_confusion_matrix(metrics, output_dir / "confusion_matrix.png", title=f"{name}: macro-F1 {metrics['macro_f1']:.3f}")
@@ -113,9 +129,10 @@ def evaluate_run(predictor: Predictor, splits: dict[str, list[dict]], outputs: d
                  calibrate: bool = False, progress: bool = False) -> dict[str, Metrics]:
     """Score `predictor` on each named set of labelled rows, each passed through the model once.
 
-    With `calibrate`, the temperature is first fitted on splits["dev"] and set on the predictor; every split's
-    report then shows its calibration before and after, from the same logits. `outputs` maps a split name to the
-    folder for its metrics, predictions, error report and plots.
+    With `calibrate`, the temperature is first fitted on splits["dev"] and set on the predictor (for a multi_label
+    model, then also the per-label thresholds, tuned on the calibrated dev probabilities, in predictor.meta); every
+    split's report then shows its calibration before and after, from the same logits. `outputs` maps a split name to
+    the folder for its metrics, predictions, error report and plots.
     """
     for name, rows in splits.items():
         if not rows:
@@ -131,8 +148,14 @@ def evaluate_run(predictor: Predictor, splits: dict[str, list[dict]], outputs: d
     for name, rows in splits.items():
         ids, owner = predictor.windows([r["text"] for r in rows])
         passes[name] = (predictor.window_logits(ids, progress), owner, len(rows))
-    y_dev = np.array([predictor.labels.index(r["label"]) for r in splits["dev"]])
+    if predictor.meta.multi_label:
+        y_dev = label_matrix([row_labels(r) for r in splits["dev"]], predictor.labels)
+    else:
+        y_dev = np.array([predictor.labels.index(r["label"]) for r in splits["dev"]])
     predictor.temperature = fit_temperature(predictor, *passes["dev"][:2], y_dev)
+    if predictor.meta.multi_label:
+        main = np.array([predictor.labels.index(r["label"]) for r in splits["dev"]])
+        predictor.meta.thresholds = tune_thresholds(predictor.combine(*passes["dev"]), y_dev, main, predictor.labels)
     results = {}
     for name, (logits, owner, n) in passes.items():
         results[name] = evaluate_rows(predictor, splits[name], (outputs or {}).get(name), name,

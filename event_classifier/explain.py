@@ -52,7 +52,9 @@ class Explainer:
 
     def _log_probability(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         logits = self.predictor.model(input_ids=input_ids, attention_mask=attention_mask).logits.float()
-        return torch.log_softmax(logits / self.predictor.temperature, dim=-1)
+        scaled = logits / self.predictor.temperature
+        # each label's own probability: a sigmoid per label for a multi_label model, as the Predictor computes it
+        return torch.nn.functional.logsigmoid(scaled) if self.predictor.meta.multi_label else torch.log_softmax(scaled, dim=-1)
 
     def _token_weights(self, ids: torch.Tensor, mask: torch.Tensor, words: torch.Tensor, targets: list[int]) -> np.ndarray:
         """One weight per token (batch x length): for `ig` a piece's own share, for `occlusion` its word's."""

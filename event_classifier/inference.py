@@ -9,9 +9,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 import torch
-from scipy.special import softmax
+from scipy.special import expit, softmax
 from tqdm.auto import tqdm
 
+from event_classifier.calibration import NEVER
 from event_classifier.errors import EventClassifierError
 from event_classifier.meta import ModelMeta
 from event_classifier.model import load_checkpoint, resolve_precision
@@ -97,8 +98,10 @@ class Predictor:
         return logits
 
     def combine(self, logits: np.ndarray, owner: list[int], n_texts: int, temperature: float | None = None) -> np.ndarray:
-        """Temperature-scaled softmax per window, averaged over the windows of each text."""
-        window_probs = softmax(logits / (self.temperature if temperature is None else temperature), axis=1)
+        """Temperature-scaled softmax per window (a sigmoid per label for a multi_label model), averaged over the
+        windows of each text."""
+        scaled = logits / (self.temperature if temperature is None else temperature)
+        window_probs = expit(scaled) if self.meta.multi_label else softmax(scaled, axis=1)
         owner = np.asarray(owner)
         probs = np.zeros((n_texts, len(self.labels)), dtype=np.float64)
         np.add.at(probs, owner, window_probs)
@@ -112,17 +115,26 @@ class Predictor:
         return self.combine(self.window_logits(ids, progress), owner, len(texts))
 
     def predict(self, texts: list[str], progress: bool = False) -> list[dict]:
-        """For each text: the label, its probability, and the probability of every label.
+        """For each text: the label, its probability, the probability of every label, and `labels`.
 
-        With min_confidence, a prediction whose probability is below it is flagged `low_confidence` and routed to
-        the model's fallback label (when it has one).
-        """
+        See `decide`."""
         return [self.decide(p) for p in self.predict_proba(texts, progress)]
 
     def decide(self, probs: np.ndarray) -> dict:
+        """One text's probabilities as a prediction: `label`, the most probable label (the main one) and `score`, its
+        probability; `probs`; `labels`, the main label and, for a multi_label model, every other label whose
+        probability reaches its threshold (most probable first; a threshold of 1.0 means never; a single-label model
+        gives the main label alone).
+
+        With min_confidence, a prediction whose score is below it is flagged `low_confidence` and routed to the
+        model's fallback label (when it has one); no label of it is then kept, since none is more probable.
+        """
         best = int(probs.argmax())
+        cuts = [self.meta.thresholds.get(label, 0.5) for label in self.labels] if self.meta.multi_label else []
+        others = [i for i in np.argsort(-probs, kind="stable") if cuts and i != best and cuts[i] < NEVER and probs[i] >= cuts[i]]
         result = {
             "label": self.labels[best],
+            "labels": [self.labels[i] for i in [best, *others]],
             "score": round(float(probs[best]), 6),
             "probs": {label: round(float(v), 6) for label, v in zip(self.labels, probs)},
         }
@@ -130,6 +142,7 @@ class Predictor:
             result["low_confidence"] = bool(probs[best] < self.min_confidence)
             if result["low_confidence"] and self.meta.fallback_label is not None:
                 result["label"] = self.meta.fallback_label
+                result["labels"] = [self.meta.fallback_label]
         return result
 
     def predict_records(self, records: Iterable[dict], chunk_size: int = 1024, progress: bool = False) -> Iterator[dict]:
@@ -155,7 +168,7 @@ class Predictor:
 class Ensemble(Predictor):
     """Several models with the same labels as one predictor: the mean of their calibrated probabilities.
 
-    Low-confidence routing and the fallback label come from the first model.
+    Low-confidence routing, the fallback label and (multi_label) the thresholds come from the first model.
     """
 
     def __init__(self, model_dirs: list[str | Path], batch_size: int | None = None, precision: str = "auto",
@@ -163,6 +176,10 @@ class Ensemble(Predictor):
         self.members = [Predictor(m, batch_size=batch_size, precision=precision, quantize=quantize) for m in model_dirs]
         check_same_labels(model_dirs, self.members, "an ensemble needs models of one label set")
         first = self.members[0]
+        for name, member in zip(model_dirs, self.members):
+            if member.meta.task != first.meta.task:
+                raise EventClassifierError(f"{name}: a {member.meta.task} model cannot join {model_dirs[0]}, a "
+                                           f"{first.meta.task} one; an ensemble needs models of one task")
         self.model, self.tokenizer, self.meta, self.directory = None, first.tokenizer, first.meta, first.directory
         self.labels, self.max_length, self.stride, self.batch_size = first.labels, first.max_length, first.stride, first.batch_size
         self.temperature, self.precision, self.min_confidence = first.temperature, first.precision, min_confidence

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 from event_classifier import __version__
-from event_classifier.config import DEFAULT_LABELS, LabelSpec
+from event_classifier.config import DEFAULT_LABELS, TASKS, LabelSpec
 from event_classifier.errors import EventClassifierError
 from event_classifier.io import atomic_write_json
 
 META_FILE = "event_classifier.json"
-FORMAT_VERSION = 2  # 1: the untyped dict of event_classifier 0.1 (labels as names, no settings); still loaded
+FORMAT_VERSION = 3  # 1: the untyped dict of event_classifier 0.1 (labels as names, no settings); 2: no `task`
+# (single-label). Both still load.
+MULTI_LABEL_PROBLEM = "multi_label_classification"  # transformers' problem_type of a sigmoid head
 
 
 @dataclass
@@ -26,8 +28,10 @@ class ModelMeta:
     fallback_label: Optional[str] = None  # where low-confidence predictions are routed; None = flag only
     stride: int = 32  # tokens shared by consecutive windows of a long paragraph
     batch_size: int = 32  # paragraphs per inference batch
-    temperature: float = 1.0  # softmax temperature fitted on dev (calibration)
-    thresholds: dict[str, float] = field(default_factory=dict)  # per-label decision thresholds; empty = argmax
+    temperature: float = 1.0  # softmax (sigmoid, multi_label) temperature fitted on dev (calibration)
+    task: str = "single_label"  # single_label (softmax, one label) | multi_label (a sigmoid per label, `labels`)
+    thresholds: dict[str, float] = field(default_factory=dict)  # multi_label: per-label probability thresholds tuned
+    # on dev for the secondary labels; empty = 0.5 each. The main label is always the most probable one
     precision: str = "fp32"  # what training used; inference measures `auto` again on its own machine
     backbone: str = ""  # the model.name it was fine-tuned from
     data: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> path, sha256, rows, label counts, sources
@@ -39,16 +43,23 @@ class ModelMeta:
     def label_names(self) -> list[str]:
         return [label.name for label in self.labels]
 
+    @property
+    def multi_label(self) -> bool:
+        return self.task == "multi_label"
+
     def save(self, directory: Path) -> None:
         atomic_write_json(Path(directory) / META_FILE, dataclasses.asdict(self))
 
     @classmethod
-    def load(cls, directory: Path, model_labels: list[str], default_max_length: int) -> "ModelMeta":
-        """Read `event_classifier.json`; a folder without one (any fine-tuned classifier) gets its labels from config.json."""
+    def load(cls, directory: Path, model_labels: list[str], default_max_length: int,
+             problem_type: str | None = None) -> "ModelMeta":
+        """Read `event_classifier.json`; a folder without one (any fine-tuned classifier) gets its labels, and its task
+        from `problem_type`, from config.json. A task that contradicts `problem_type` (when given) is refused."""
         path = Path(directory) / META_FILE
         if not path.exists():
             return cls(labels=_described(model_labels), max_length=default_max_length,
-                       fallback_label="other" if "other" in model_labels else None)
+                       fallback_label="other" if "other" in model_labels else None,
+                       task="multi_label" if problem_type == MULTI_LABEL_PROBLEM else "single_label")
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -60,6 +71,11 @@ class ModelMeta:
         if meta.label_names != model_labels:
             raise EventClassifierError(f"{path}: labels {meta.label_names} differ from config.json's {model_labels}; "
                                        "the checkpoint is corrupt or incomplete, retrain or restore it")
+        head_differs = problem_type is not None and meta.multi_label != (problem_type == MULTI_LABEL_PROBLEM)
+        if meta.task not in TASKS or head_differs or set(meta.thresholds) - set(model_labels):
+            raise EventClassifierError(f"{path}: task {meta.task!r} (thresholds for {sorted(meta.thresholds)}) does not fit "
+                                       f"config.json's problem_type {problem_type!r} and labels; the checkpoint is corrupt "
+                                       "or incomplete, retrain or restore it")
         return meta
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, hamming_loss, precision_recall_fscore_support
 
 from event_classifier.plots import new_figure, save_figure
 
@@ -32,6 +32,27 @@ def classification_metrics(y_true: list[str], y_pred: list[str], labels: list[st
     }
 
 
+def label_set_metrics(y_true: np.ndarray, y_pred: np.ndarray, main: np.ndarray, labels: list[str]) -> dict:
+    """Multi-label figures of predicted label sets against true ones (multi-hot matrices, one column per label):
+    micro- and macro-F1 over labels, per-class precision/recall/F1/support, subset accuracy (the whole set right),
+    Hamming loss, and `secondary`: micro precision/recall/F1 over every label but each paragraph's true main label
+    (`main`: its column index), i.e. how well the events beside the main one are found."""
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
+    keep = np.ones_like(y_true, dtype=bool)
+    keep[np.arange(len(main)), main] = False
+    secondary = precision_recall_fscore_support(y_true * keep, y_pred * keep, average="micro", zero_division=0)
+    return {
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "subset_accuracy": float(accuracy_score(y_true, y_pred)),
+        "hamming_loss": float(hamming_loss(y_true, y_pred)),
+        "per_class": {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                      for label, p, r, f, s in zip(labels, precision, recall, f1, support)},
+        "secondary": {"precision": float(secondary[0]), "recall": float(secondary[1]), "f1": float(secondary[2]),
+                      "support": int((y_true * keep).sum()), "predicted": int((y_pred * keep).sum())},
+    }
+
+
 def format_table(metrics: dict) -> str:
     """Per-class table with the headline figures, for the terminal."""
     width = max(len(label) for label in metrics["labels"]) + 2
@@ -44,6 +65,14 @@ def format_table(metrics: dict) -> str:
     lines.append(" " * width + "".join(f"{label[:9]:>10}" for label in metrics["labels"]))
     for label, row in zip(metrics["labels"], metrics["confusion_matrix"]):
         lines.append(f"{label:<{width}}" + "".join(f"{v:>10d}" for v in row))
+    sets = metrics.get("label_sets")
+    if sets:
+        lines.append("label sets (main + secondary labels, at the model's thresholds)")
+        lines.append(f"{'label':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+        for label, m in [*sets["per_class"].items(), ("secondary", sets["secondary"])]:
+            lines.append(f"{label:<{width}}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>10d}")
+        lines.append(f"micro-F1 {sets['micro_f1']:.3f}, macro-F1 {sets['macro_f1']:.3f}, subset accuracy "
+                     f"{sets['subset_accuracy']:.3f}, Hamming loss {sets['hamming_loss']:.4f}")
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ from transformers.utils import logging as hf_logging
 
 from event_classifier.errors import EventClassifierError
 from event_classifier.io import atomic_directory
-from event_classifier.meta import ModelMeta
+from event_classifier.meta import MULTI_LABEL_PROBLEM, ModelMeta
 from event_classifier.onnx_backend import is_onnx_folder, load_onnx
 from event_classifier.runs import resolve_model_dir
 
@@ -105,8 +105,9 @@ def resolve_backbone(name: str) -> str:
     return name
 
 
-def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str], seed: int):
-    """A sequence-classification model with a fresh head for `labels`, and its tokenizer."""
+def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str], seed: int, task: str = "single_label"):
+    """A sequence-classification model with a fresh head for `labels` (a sigmoid head when `task` is multi_label),
+    and its tokenizer."""
     if name == TINY_RANDOM_BERT:  # built once per run, so a resumed run finds the same vocabulary
         path = work_dir / "tiny_backbone"
         if not (path / "config.json").exists():
@@ -123,6 +124,7 @@ def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str]
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
+            problem_type=MULTI_LABEL_PROBLEM if task == "multi_label" else "single_label_classification",
         )
     except (OSError, ValueError) as exc:
         raise EventClassifierError(
@@ -157,6 +159,6 @@ def load_checkpoint(directory: str | Path):
         ) from None
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     default_length = min(tokenizer.model_max_length, model.config.max_position_embeddings)
-    meta = ModelMeta.load(directory, labels, default_length)
+    meta = ModelMeta.load(directory, labels, default_length, model.config.problem_type)
     model.eval()
     return model, tokenizer, meta, directory

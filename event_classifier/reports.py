@@ -60,8 +60,11 @@ def model_card(meta: "ModelMeta", metrics: dict, config: dict) -> str:
         f"Fine-tuned from `{meta.backbone}` to label news paragraphs by event type. Written by `python train.py` "
         f"(event_classifier {meta.version}).", "",
         "## Intended use and limits", "",
-        "Labelling paragraphs of English-language conflict reporting as event data. One label per paragraph: a paragraph "
-        "reporting two events gets the main one (see data/GUIDELINES.md). Trained on text written in the style of wire "
+        "Labelling paragraphs of English-language conflict reporting as event data. "
+        + ("Several labels per paragraph (`labels`): the main event's (`label`, the most probable) and any other event's "
+           "whose probability reaches its threshold (see `also` in data/GUIDELINES.md). " if meta.multi_label else
+           "One label per paragraph: a paragraph reporting two events gets the main one (see data/GUIDELINES.md). ")
+        + "Trained on text written in the style of wire "
         "reports; expect lower scores on other genres, other languages, and on paragraphs that need wider context. "
         "Not for decisions about individuals. Check a sample of its output before publishing figures built on it.", "",
         "## Labels", "", "| label | meaning |", "|---|---|",
@@ -76,6 +79,10 @@ def model_card(meta: "ModelMeta", metrics: dict, config: dict) -> str:
         "| split | macro-F1 (95 % CI) | accuracy | ECE |", "|---|---|---|---|",
         *(f"| {n} | {m['macro_f1']:.3f} ({m['macro_f1_ci95'][0]:.3f}-{m['macro_f1_ci95'][1]:.3f}) | {m['accuracy']:.3f} "
           f"| {m['ece']:.3f} |" for n, m in (("dev", dev), ("test", test))),
+        *(["", "Macro-F1, accuracy and ECE are of the main label. Label sets (main + secondary labels) on test: micro-F1 "
+               f"{sets['micro_f1']:.3f}, macro-F1 {sets['macro_f1']:.3f}, secondary-label F1 {sets['secondary']['f1']:.3f}, "
+               f"subset accuracy {sets['subset_accuracy']:.3f}, Hamming loss {sets['hamming_loss']:.4f}."]
+          if (sets := test.get("label_sets")) else []),
         *(["", f"Refit: after dev chose {metrics['refit']['epochs_chosen_on_dev']} epochs, the shipped model was trained "
                 f"again on train+dev ({metrics['refit']['paragraphs']} paragraphs) for that many; its test macro-F1 is "
                 f"{test['macro_f1']:.3f} (the dev-selected model's: {metrics['refit']['selection_test_macro_f1']:.3f}); "
@@ -88,6 +95,8 @@ def model_card(meta: "ModelMeta", metrics: dict, config: dict) -> str:
         f"{test.get('ece_uncalibrated', test['ece']):.3f} before, {test['ece']:.3f} after. `predict.py --min-confidence X` "
         f"flags predictions below X and routes them to {fallback}; see evaluation/test/coverage.png to choose X. "
         f"Windows of {meta.max_length} tokens overlapping by {meta.stride}, batches of {meta.batch_size}.",
+        *([f"Task multi_label: a sigmoid per label; thresholds tuned on dev (a label joins `labels` at or above its "
+           f"threshold): {', '.join(f'{k} {v:g}' for k, v in meta.thresholds.items())}."] if meta.multi_label else []),
         "", "## Config", "", "```yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True).strip(), "```", "",
     ]
     return "\n".join(lines)

@@ -38,18 +38,42 @@ def _check_label(label: Any, labels: list[str], where: str) -> str:
     return label
 
 
-def _make_row(text: Any, label: str, where: str, source: str, row_id: str, article_id: Any) -> dict | None:
+def _check_also(value: Any, label: str, labels: list[str], where: str) -> list[str]:
+    """The secondary labels of a row (`also`): a JSON list, or in a CSV/TSV cell names separated by `;`.
+
+    Each must be a known label, differ from the row's `label` and appear once (data/GUIDELINES.md, rule 15)."""
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(";") if part.strip()]
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise EventClassifierError(f"{where}: 'also' must be a list of labels, got {value!r}; write e.g. \"also\": [\"attack\"]")
+    for item in value:
+        if item not in labels:
+            raise EventClassifierError(f"{where}: unknown label {item!r} in 'also'; use one of {', '.join(labels)}")
+        if item == label:
+            raise EventClassifierError(f"{where}: 'also' repeats the main label {item!r}; list only other labels in 'also'")
+    if len(set(value)) != len(value):
+        raise EventClassifierError(f"{where}: 'also' lists a label twice ({value}); list each secondary label once")
+    return value
+
+
+def _make_row(text: Any, label: str, where: str, source: str, row_id: str, article_id: Any,
+              also: list[str] | None = None) -> dict | None:
     if not isinstance(text, str):
         raise EventClassifierError(f"{where}: 'text' must be a string, got {type(text).__name__}")
     if not text.strip():
         return None
-    return {
+    row = {
         "id": str(row_id),
         "article_id": str(article_id) if article_id not in (None, "") else f"{source}:{row_id}",
         "text": " ".join(text.split()),
         "label": label,
         "source": source,
     }
+    if also:  # only rows with secondary labels carry the field, so single-label data is written as before
+        row["also"] = also
+    return row
 
 
 def _read_table(path: Path, text: str, delimiter: str, header: bool) -> list[dict[str, Any]] | list[list[str]]:
@@ -64,7 +88,8 @@ def _read_table(path: Path, text: str, delimiter: str, header: bool) -> list[dic
 
 
 def read_labelled_file(path: Path, labels: list[str], source: str = "authored") -> tuple[list[dict], ReadReport]:
-    """Read a labelled JSONL, CSV or TSV file with `text` and `label` fields (optional `id`, `article_id`, `source`)."""
+    """Read a labelled JSONL, CSV or TSV file with `text` and `label` fields (optional `id`, `article_id`, `source`,
+    and `also`: secondary labels)."""
     path = Path(path)
     text = read_text_file(path)
     report = ReadReport(str(path), source)
@@ -81,7 +106,8 @@ def read_labelled_file(path: Path, labels: list[str], source: str = "authored") 
                 raise EventClassifierError(f"{where}: missing '{column}' field; every row needs 'text' and 'label'")
         label = _check_label(record["label"], labels, where)
         row = _make_row(record["text"], label, where, record.get("source") or source,
-                        record.get("id") or f"{path.stem}-{number}", record.get("article_id"))
+                        record.get("id") or f"{path.stem}-{number}", record.get("article_id"),
+                        _check_also(record.get("also"), label, labels, where))
         if row is None:
             report.skipped_empty += 1
             continue

@@ -1,4 +1,5 @@
-"""Fitting: transformers.Trainer with a weighted loss, dev macro-F1 each epoch, the best checkpoint kept.
+"""Fitting: transformers.Trainer with a weighted loss (cross-entropy, or BCE for multi_label), dev macro-F1 of the main
+label each epoch, the best checkpoint kept.
 
 `fit` trains and returns the best model; it writes only the Trainer's checkpoints and log into the run folder.
 Exporting, calibrating and evaluating are the caller's (see workflow.py).
@@ -15,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset
+from sklearn.metrics import f1_score
 from sklearn.utils.class_weight import compute_class_weight
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from event_classifier.config import Config
+from event_classifier.data import label_matrix, row_labels
 from event_classifier.errors import EventClassifierError
 from event_classifier.io import atomic_write_jsonl
 from event_classifier.metrics import macro_f1
@@ -51,6 +54,22 @@ def class_weights(labels: list[str], train_labels: list[str]) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def positive_weights(targets: np.ndarray) -> torch.Tensor:
+    """BCE pos_weight per label: negatives / positives in the train split (1 where a label has no positives), so that
+    each label's rare positives weigh as much in the loss as its negatives."""
+    positives = targets.sum(axis=0)
+    weights = np.where(positives > 0, (len(targets) - positives) / np.maximum(positives, 1), 1.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def label_targets(rows: list[dict], labels: list[str]) -> np.ndarray:
+    """Multi-label training targets: each row's label set (main + `also`) as a multi-hot vector, then one more column
+    holding the main label's index. The loss reads the multi-hot part; dev selection reads the main label, which the
+    Trainer hands back in the same (length-grouped) order as the predictions."""
+    main = np.array([labels.index(row["label"]) for row in rows], dtype=np.float32)
+    return np.hstack([label_matrix([row_labels(row) for row in rows], labels), main[:, None]])
+
+
 def choose_max_length(tokenizer, model, texts: list[str], configured: int | None) -> int:
     """The configured length, else the 99th percentile of train token lengths, capped by what the model accepts."""
     limit = min(tokenizer.model_max_length, model.config.max_position_embeddings)
@@ -67,10 +86,40 @@ def _weighted_loss(weights: torch.Tensor | None):
     return loss
 
 
-def _compute_metrics(labels: list[str]):
+def _multi_label_loss(pos_weight: torch.Tensor | None, main_weights: torch.Tensor | None, main_label_weight: float):
+    """BCE with logits over the multi-hot part of `label_targets`, summed over the labels of a paragraph (the negative
+    log-likelihood of its label set, on the scale of the single-label cross-entropy) and averaged over paragraphs;
+    plus `main_label_weight` times the cross-entropy of the main label (the last column) on the same logits, which
+    teaches the head to rank the main event first when a paragraph reports several."""
+    main_loss = _weighted_loss(main_weights)
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"].float()
+        total = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, labels[:, :-1].float(), reduction="none",
+            pos_weight=None if pos_weight is None else pos_weight.to(logits.device)).sum(dim=1).mean()
+        if main_label_weight:
+            total = total + main_label_weight * main_loss(outputs, labels[:, -1].long())
+        return total
+    return loss
+
+
+def _compute_metrics(labels: list[str], multi_label: bool = False):
+    """Dev macro-F1 of the main label (the most probable one), which chooses the best epoch of a single-label run.
+
+    A multi-label run also gets the macro-F1 of its label sets (the main label plus every other label with a
+    probability of at least 0.5; thresholds are tuned only after training) and is chosen by `selection`, the mean of
+    the two, so that an epoch that finds the secondary labels better wins among equal main-label scores."""
     def compute(prediction) -> dict:
-        predicted = np.asarray(prediction.predictions).argmax(-1)
-        return {"macro_f1": macro_f1([labels[i] for i in prediction.label_ids], [labels[i] for i in predicted], labels)}
+        logits, truth = np.asarray(prediction.predictions), np.asarray(prediction.label_ids)
+        predicted = logits.argmax(-1)
+        main = truth[:, -1].astype(int) if multi_label else truth
+        scores = {"macro_f1": macro_f1([labels[i] for i in main], [labels[i] for i in predicted], labels)}
+        if multi_label:
+            sets = (logits >= 0) | (np.arange(len(labels)) == predicted[:, None])  # sigmoid >= 0.5, or the main label
+            scores["label_set_macro_f1"] = float(f1_score(truth[:, :-1], sets, average="macro", zero_division=0))
+            scores["selection"] = (scores["macro_f1"] + scores["label_set_macro_f1"]) / 2
+        return scores
     return compute
 
 
@@ -132,15 +181,20 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
     """
     select = "dev" in rows
     set_seed(config.train.seed)
-    labels = config.label_names
+    labels, multi_label = config.label_names, config.model.task == "multi_label"
     label_ids = {label: i for i, label in enumerate(labels)}
     texts = [r["text"] for r in rows["train"]]
-    model, tokenizer = load_backbone(config.model.name, labels, work_dir or run_dir, texts, config.train.seed)
+    model, tokenizer = load_backbone(config.model.name, labels, work_dir or run_dir, texts, config.train.seed, config.model.task)
     max_length = choose_max_length(tokenizer, model, texts, config.model.max_length)
     precision = resolve_precision(config.train.precision)
 
+    def targets(split: str) -> list:
+        if multi_label:
+            return label_targets(rows[split], labels).tolist()
+        return [label_ids[r["label"]] for r in rows[split]]
+
     def encode(split: str) -> Dataset:
-        data = Dataset.from_dict({"text": [r["text"] for r in rows[split]], "label": [label_ids[r["label"]] for r in rows[split]]})
+        data = Dataset.from_dict({"text": [r["text"] for r in rows[split]], "label": targets(split)})
         return data.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length), batched=True,
                         remove_columns=["text"], desc=f"tokenising {split}")
 
@@ -151,18 +205,23 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
         learning_rate=config.train.learning_rate, weight_decay=config.train.weight_decay,
         warmup_steps=config.train.warmup_ratio, seed=config.train.seed, data_seed=config.train.seed,
         eval_strategy="epoch" if select else "no", save_strategy="epoch", logging_steps=config.train.logging_steps,
-        load_best_model_at_end=select, metric_for_best_model="macro_f1" if select else None, greater_is_better=True,
+        load_best_model_at_end=select, greater_is_better=True,
+        metric_for_best_model=("selection" if multi_label else "macro_f1") if select else None,
         save_total_limit=config.train.save_total_limit, bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(),
         train_sampling_strategy="group_by_length" if config.train.group_by_length else "random",
         report_to=config.train.report_to, dataloader_num_workers=0,
     )
     weights = class_weights(labels, [r["label"] for r in rows["train"]]) if config.train.class_weights else None
+    loss = _weighted_loss(weights)
+    if multi_label:
+        pos_weight = positive_weights(label_targets(rows["train"], labels)[:, :-1]) if config.train.class_weights else None
+        loss = _multi_label_loss(pos_weight, weights, config.train.main_label_weight)
     callbacks = [EarlyStoppingCallback(config.train.early_stopping_patience)] if config.train.early_stopping_patience and select else []
     start = _StartStep()
     trainer = Trainer(
         model=model, args=args, train_dataset=encode("train"), eval_dataset=encode("dev") if select else None,
-        processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=_weighted_loss(weights),
-        compute_metrics=_compute_metrics(labels) if select else None, callbacks=[*callbacks, start, *extra_callbacks],
+        processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=loss,
+        compute_metrics=_compute_metrics(labels, multi_label) if select else None, callbacks=[*callbacks, start, *extra_callbacks],
     )
     has_checkpoint = resume and any((run_dir / f"{stage}checkpoints").glob("checkpoint-*"))
     interrupt = GracefulInterrupt()
@@ -179,7 +238,8 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
         )
     stats = {"runtime_s": round(result.metrics.get("train_runtime", 0.0), 1), "epochs": round(trainer.state.epoch or 0, 2),
              "steps": trainer.state.global_step, "resumed_from_step": start.step,
-             "best_checkpoint": trainer.state.best_model_checkpoint, "best_dev_macro_f1": trainer.state.best_metric,
+             "best_checkpoint": trainer.state.best_model_checkpoint,
+             f"best_dev_{args.metric_for_best_model or 'macro_f1'}": trainer.state.best_metric,
              "best_epoch": _best_epoch(trainer.state) if select else None}
     return Fitted(trainer.model, tokenizer, max_length, precision, stats, main)
 

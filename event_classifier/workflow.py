@@ -49,7 +49,7 @@ def _train(config: Config, run: Run, resume: bool) -> dict:
 
     meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length, fallback_label=config.fallback_label,
                      stride=config.predict.stride, batch_size=config.predict.batch_size, precision=fitted.precision,
-                     backbone=config.model.name, data=record, run=str(run.directory))
+                     backbone=config.model.name, data=record, run=str(run.directory), task=config.model.task)
     predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
     test_folder = "selection_test" if config.train.refit else "test"
     evaluation = evaluate_run(predictor, {"dev": rows["dev"], test_folder: rows["test"]},

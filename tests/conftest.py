@@ -77,7 +77,8 @@ def save_tiny_model(directory: Path, max_length: int = 32, labels: list[str] = L
     from event_classifier.model import load_backbone, save_model
 
     work = Path(directory).parent / f".{Path(directory).name}-backbone"
-    model, tokenizer = load_backbone("tiny-random-bert", labels, work, [r["text"] for r in make_corpus()], seed=0)
+    model, tokenizer = load_backbone("tiny-random-bert", labels, work, [r["text"] for r in make_corpus()], seed=0,
+                                     task=meta.get("task", "single_label"))
     fallback = meta.pop("fallback_label", "other" if "other" in labels else None)
     save_model(model, tokenizer, Path(directory),
                ModelMeta(labels=[LabelSpec(name) for name in labels], max_length=max_length, fallback_label=fallback, **meta))

@@ -11,6 +11,8 @@
 | unsupported input type | predict | `unsupported input type` |
 | labelled data without `label` | prepare | `missing 'label'` |
 | a label not in the label set | prepare | `unknown label 'riot'` |
+| an `also` label not in the label set | prepare | `unknown label 'riot' in 'also'` |
+| `also` repeating the main label | prepare | `'also' repeats the main label` |
 | a class with no train examples | prepare | `no train examples` |
 | too few articles after deduplication | prepare | `too few` |
 | unknown config key | train | `'train.epoch'` |
@@ -74,6 +76,12 @@ CASES = {
                                         ["p.jsonl:1", "missing 'label'"]),
     "label not in label set": lambda t, m: (prepare_main, _prepare_args(t, _write(t, "p.jsonl", '{"text": "x", "label": "riot"}\n')),
                                             ["p.jsonl:1", "unknown label 'riot'", "use one of"]),
+    "also label not in label set": lambda t, m: (
+        prepare_main, _prepare_args(t, _write(t, "p.jsonl", '{"text": "x", "label": "attack", "also": ["riot"]}\n')),
+        ["p.jsonl:1", "unknown label 'riot' in 'also'", "use one of"]),
+    "also repeating the main label": lambda t, m: (
+        prepare_main, _prepare_args(t, _write(t, "p.jsonl", '{"text": "x", "label": "attack", "also": ["attack"]}\n')),
+        ["p.jsonl:1", "'also' repeats the main label 'attack'"]),
     "class with no train examples": lambda t, m: (
         prepare_main, _prepare_args(t, str(write_jsonl(t / "c.jsonl", [r for r in make_corpus() if r["label"] != "attack"]))),
         ["no train examples", "attack"]),

@@ -200,7 +200,7 @@ def test_a_saved_page_predicts_with_article_fields_and_writes_the_event_table(mo
         assert (row["source"], row["article"], row["date"], row["site"]) == (page, page, "2024-05-03", "The Harbor Ledger")
         assert row["title"] == "Brigade retakes Velmora ridge after night march"
     table = _rows(events)
-    assert events.read_text().splitlines()[0] == "date,article,title,site,paragraph,label,confidence,low_confidence,text"
+    assert events.read_text().splitlines()[0] == "date,article,title,site,paragraph,label,main,confidence,low_confidence,text"
     assert [t["text"] for t in table] == [r["text"] for r in rows if r["label"] != "other"]
     assert "news.html: 5 paragraphs" in capsys.readouterr().err
 

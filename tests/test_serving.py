@@ -51,6 +51,7 @@ def test_health_model_page_and_docs(client):
     assert client.get("/api/health").json() == {"status": "ok", "model": "m", "version": client.get("/api/health").json()["version"]}
     info = client.get("/api/model").json()
     assert info["labels"] == LABELS and info["fallback_label"] == "other" and info["explain_method"] in {"ig", "occlusion"}
+    assert info["task"] == "single_label" and info["thresholds"] == {}
     assert [item["name"] for item in info["label_descriptions"]] == LABELS
     assert "temperature" in info["calibration"] and info["metrics"] is None  # a bare model folder has no run metrics
     page = client.get("/")

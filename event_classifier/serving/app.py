@@ -72,7 +72,8 @@ class Service:
     def summary(self, min_confidence: float) -> ModelSummary:
         meta = self.predictor.meta
         return ModelSummary(name=self.name, labels=self.predictor.labels, fallback_label=meta.fallback_label,
-                            min_confidence=min_confidence, version=__version__)
+                            min_confidence=min_confidence, version=__version__, task=meta.task,
+                            thresholds=meta.thresholds if meta.multi_label else {})
 
     def info(self) -> ModelInfo:
         meta = self.predictor.meta

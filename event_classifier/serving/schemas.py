@@ -50,6 +50,8 @@ class Paragraph(BaseModel):
     paragraph: int = 0
     text: str
     label: str
+    labels: list[str] = Field(default_factory=list, description="the main label, then (a multi_label model) every "
+                              "other label at or over its threshold")
     score: float = Field(description="the probability of the most probable label (calibrated)")
     probs: dict[str, float]
     low_confidence: bool = False
@@ -62,6 +64,8 @@ class ModelSummary(BaseModel):
     fallback_label: Optional[str]
     min_confidence: float
     version: str
+    task: str = Field("single_label", description="single_label, or multi_label: secondary labels over their thresholds")
+    thresholds: dict[str, float] = Field(default_factory=dict, description="multi_label: each label's threshold, tuned on dev")
 
 
 class PredictResponse(BaseModel):

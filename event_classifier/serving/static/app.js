@@ -197,6 +197,10 @@ function paragraphItem(paragraph) {
   const head = el("div", { class: "para-head" },
     el("span", { class: "badge", text: paragraph.label }),
     el("span", { class: "confidence", text: `confidence ${percent}` }));
+  const secondary = (paragraph.labels || []).filter((label) => label !== paragraph.label);
+  if (secondary.length && !paragraph.corrected) {  // a multi_label model: labels over their thresholds
+    head.append(el("span", { class: "also", text: `also: ${secondary.map((l) => `${l} ${Math.round(paragraph.probs[l] * 100)} %`).join(", ")}` }));
+  }
   if (paragraph.low_confidence) head.append(el("span", { class: "low", text: "⚠ low confidence" }));
   if (paragraph.corrected) head.append(el("span", { class: "corrected", text: `✓ corrected from ${paragraph.previous_label}` }));
   item.append(head);
