@@ -69,6 +69,8 @@ class ModelConfig:
     max_length: Optional[int] = None  # tokens per window; None = 99th percentile of train lengths, capped by the model
     task: str = "single_label"  # single_label: one label per paragraph (softmax); multi_label: the main label and any
     # secondary ones (`also` in the data): a sigmoid per label, BCE loss, per-label thresholds tuned on dev
+    attention_dropout: Optional[float] = None  # dropout on attention probabilities in training; None = the backbone's
+    # own (0.1 for MiniLM). 0 lets PyTorch's fused attention kernel run in training (benchmarks/speed.py)
 
 
 @dataclass
@@ -206,6 +208,8 @@ def validate(config: Config, path: Path | str) -> None:
     if config.fallback_label is not None and config.fallback_label not in names:
         raise EventClassifierError(f"{path}: fallback_label {config.fallback_label!r} is not one of the labels {names}; "
                                    "set fallback_label to one of them, or to null to flag uncertain predictions only")
+    if config.model.attention_dropout is not None and not 0 <= config.model.attention_dropout < 1:
+        raise EventClassifierError(f"{path}: model.attention_dropout must be in [0, 1) or null, got {config.model.attention_dropout!r}")
     if config.model.task not in TASKS:
         raise EventClassifierError(f"{path}: model.task must be {' or '.join(TASKS)}, got {config.model.task!r}")
     if config.train.precision not in {"auto", "bf16", "fp32"}:

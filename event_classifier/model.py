@@ -18,6 +18,7 @@ from event_classifier.meta import MULTI_LABEL_PROBLEM, ModelMeta
 from event_classifier.onnx_backend import is_onnx_folder, load_onnx
 from event_classifier.runs import resolve_model_dir
 
+ATTENTION_DROPOUT = "attention_probs_dropout_prob"  # the BERT-family config field model.attention_dropout sets
 MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 TINY_RANDOM_BERT = "tiny-random-bert"
 logger = logging.getLogger(__name__)
@@ -105,9 +106,10 @@ def resolve_backbone(name: str) -> str:
     return name
 
 
-def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str], seed: int, task: str = "single_label"):
+def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str], seed: int, task: str = "single_label",
+                  attention_dropout: float | None = None):
     """A sequence-classification model with a fresh head for `labels` (a sigmoid head when `task` is multi_label),
-    and its tokenizer."""
+    and its tokenizer; `attention_dropout` replaces the backbone's dropout on attention probabilities."""
     if name == TINY_RANDOM_BERT:  # built once per run, so a resumed run finds the same vocabulary
         path = work_dir / "tiny_backbone"
         if not (path / "config.json").exists():
@@ -125,13 +127,24 @@ def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str]
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
             problem_type=MULTI_LABEL_PROBLEM if task == "multi_label" else "single_label_classification",
+            **({} if attention_dropout is None else {ATTENTION_DROPOUT: attention_dropout}),
         )
     except (OSError, ValueError) as exc:
         raise EventClassifierError(
             f"model.name {name!r}: cannot load it ({str(exc).splitlines()[0]}); give a local model folder, "
             "all-MiniLM-L6-v2, or a hub name when online"
         ) from None
+    if attention_dropout is not None and not _has_attention_dropout(model):
+        raise EventClassifierError(f"model.attention_dropout: backbone {name!r} ({model.config.model_type}) has no "
+                                   f"{ATTENTION_DROPOUT} setting; remove model.attention_dropout for it")
     return model, tokenizer
+
+
+def _has_attention_dropout(model) -> bool:
+    """Whether the model's attention layers read `attention_probs_dropout_prob` (BERT and its relatives do)."""
+    probability = getattr(model.config, ATTENTION_DROPOUT)
+    dropouts = [m.dropout.p for m in model.modules() if type(m).__name__.endswith("SelfAttention") and hasattr(m, "dropout")]
+    return bool(dropouts) and all(p == probability for p in dropouts)
 
 
 def save_model(model, tokenizer, directory: Path, meta: ModelMeta) -> None:

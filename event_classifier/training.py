@@ -184,7 +184,8 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
     labels, multi_label = config.label_names, config.model.task == "multi_label"
     label_ids = {label: i for i, label in enumerate(labels)}
     texts = [r["text"] for r in rows["train"]]
-    model, tokenizer = load_backbone(config.model.name, labels, work_dir or run_dir, texts, config.train.seed, config.model.task)
+    model, tokenizer = load_backbone(config.model.name, labels, work_dir or run_dir, texts, config.train.seed, config.model.task,
+                                     config.model.attention_dropout)
     max_length = choose_max_length(tokenizer, model, texts, config.model.max_length)
     precision = resolve_precision(config.train.precision)
 

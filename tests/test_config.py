@@ -50,6 +50,18 @@ def test_bad_precision_is_an_error():
         load_config(None, ["--train.precision=fp8"])
 
 
+def test_attention_dropout_is_checked_and_set_on_every_attention_layer(tmp_path):
+    from event_classifier.model import load_backbone
+
+    with pytest.raises(EventClassifierError, match=r"attention_dropout must be in \[0, 1\)"):
+        load_config(None, ["--model.attention_dropout=1.5"])
+    texts = ["troops entered the town", "talks resumed in the capital"]
+    for setting, expected in ((None, 0.1), (0.0, 0.0), (0.05, 0.05)):  # None: the backbone's own
+        model, _ = load_backbone("tiny-random-bert", ["a", "b"], tmp_path, texts, seed=0, attention_dropout=setting)
+        found = {m.dropout.p for m in model.modules() if type(m).__name__ == "BertSelfAttention"}
+        assert found == {expected} and model.config.attention_probs_dropout_prob == expected
+
+
 def test_missing_config_file():
     with pytest.raises(EventClassifierError, match="not found"):
         load_config("configs/nope.yaml")
