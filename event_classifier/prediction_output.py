@@ -45,10 +45,16 @@ def events_format(path: str) -> str:
     return suffix[1:]
 
 
+def label_set(record: dict) -> list[str]:
+    """The record's `label` first, then the secondary labels of its `labels`: a main label corrected in the web app
+    replaces the model's main label and keeps its secondary ones."""
+    return [record["label"], *[label for label in (record.get("labels") or [])[1:] if label != record["label"]]]
+
+
 def event_rows(record: dict, fallback_label: str | None = None) -> list[dict]:
     """A prediction as rows of the event table (columns EVENT_COLUMNS): one per label of the paragraph (`labels`; the
     main one first, `main` true) that is not `fallback_label`, with that label's probability as its confidence."""
-    labels = record.get("labels") or [record["label"]]
+    labels = label_set(record)
     return [{"date": record.get("date"), "article": record.get("article", record["source"]), "title": record.get("title"),
              "site": record.get("site"), "paragraph": record["paragraph"], "label": label, "main": label == record["label"],
              "confidence": record["score"] if label == record["label"] else record["probs"][label],

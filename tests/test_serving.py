@@ -1,6 +1,8 @@
 """The web app's JSON API on the tiny model: every endpoint, and every bad input answered as JSON `{"error": ...}`
 with a 4xx/5xx code and no traceback. The texts and pages here are written for these tests; places are invented."""
 
+import csv
+import io
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -220,6 +222,10 @@ def test_export_writes_jsonl_csv_and_the_event_table(client):
     assert header[:3] == ["source", "article", "title"] and "p_attack" in header and "evidence" in header
     events = client.post("/api/export", json={"format": "events", "paragraphs": rows}).text.splitlines()
     assert events[0].startswith("date,article,title") and any(",attack," in line for line in events[1:])
+    table = list(csv.DictReader(io.StringIO("\n".join(events))))
+    corrected = [(t["label"], t["main"]) for t in table if t["paragraph"] == str(rows[1]["paragraph"])]
+    assert corrected == [("attack", "True")]  # the corrected paragraph: its new label only, as its main one
+    assert json.loads(jsonl.text.splitlines()[1])["labels"] == ["attack"]
     rows[0]["label"] = "riot"
     assert "unknown label" in _error(client.post("/api/export", json={"format": "csv", "paragraphs": rows}), 400)
     assert "format" in _error(client.post("/api/export", json={"format": "xlsx", "paragraphs": []}), 422)

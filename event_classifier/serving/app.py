@@ -27,7 +27,7 @@ from event_classifier.feedback import record_correction
 from event_classifier.fetch import FetchSettings, check_url
 from event_classifier.inference import Predictor
 from event_classifier.io import read_json
-from event_classifier.prediction_output import write_predictions
+from event_classifier.prediction_output import label_set, write_predictions
 from event_classifier.runs import run_dir_of
 from event_classifier.serving.batching import BatchingPredictor
 from event_classifier.serving.guards import declared_size_check, host_check, install_error_handlers, security_headers
@@ -197,7 +197,9 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
         """Paragraphs (as /api/predict returned them, corrections included) as JSONL, CSV or the event table."""
         labels = service.predictor.labels
         rows = [p.model_dump() for p in request.paragraphs]
-        unknown = sorted({r["label"] for r in rows} - set(labels))
+        for row in rows:  # a main label corrected in the page replaces the model's one in `labels` too
+            row["labels"] = label_set(row)
+        unknown = sorted({label for r in rows for label in r["labels"]} - set(labels))
         if unknown:
             raise EventClassifierError(f"unknown label(s) {unknown}; the model's labels are {labels}")
         filename, media = EXPORTS[request.format]

@@ -182,6 +182,7 @@ async function correct(paragraph, select) {
       text: paragraph.text, label, previous_label: paragraph.label, article: paragraph.article || paragraph.source || null,
     });
     paragraph.previous_label = paragraph.previous_label || paragraph.label;
+    paragraph.labels = [label, ...(paragraph.labels || []).slice(1).filter((l) => l !== label)];  // as the export does
     paragraph.label = label;
     paragraph.corrected = true;
     setStatus(`Correction saved to ${saved.saved}: “${label}”.`);
@@ -198,7 +199,7 @@ function paragraphItem(paragraph) {
     el("span", { class: "badge", text: paragraph.label }),
     el("span", { class: "confidence", text: `confidence ${percent}` }));
   const secondary = (paragraph.labels || []).filter((label) => label !== paragraph.label);
-  if (secondary.length && !paragraph.corrected) {  // a multi_label model: labels over their thresholds
+  if (secondary.length) {  // a multi_label model: labels over their thresholds
     head.append(el("span", { class: "also", text: `also: ${secondary.map((l) => `${l} ${Math.round(paragraph.probs[l] * 100)} %`).join(", ")}` }));
   }
   if (paragraph.low_confidence) head.append(el("span", { class: "low", text: "⚠ low confidence" }));
