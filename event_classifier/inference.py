@@ -12,7 +12,7 @@ import torch
 from scipy.special import expit, softmax
 from tqdm.auto import tqdm
 
-from event_classifier.calibration import NEVER
+from event_classifier.calibration import NEVER, UNTUNED
 from event_classifier.errors import EventClassifierError
 from event_classifier.meta import ModelMeta
 from event_classifier.model import load_checkpoint, resolve_precision
@@ -130,7 +130,7 @@ class Predictor:
         model's fallback label (when it has one); no label of it is then kept, since none is more probable.
         """
         best = int(probs.argmax())
-        cuts = [self.meta.thresholds.get(label, 0.5) for label in self.labels] if self.meta.multi_label else []
+        cuts = [self.meta.thresholds.get(label, UNTUNED) for label in self.labels] if self.meta.multi_label else []
         others = [i for i in np.argsort(-probs, kind="stable") if cuts and i != best and cuts[i] < NEVER and probs[i] >= cuts[i]]
         result = {
             "label": self.labels[best],

@@ -78,6 +78,7 @@ def write_predictions(records: Iterable[dict], output: str | None, fmt: str, lab
         if events:
             event_table = RowWriter(stack.enter_context(atomic_open(events, newline="")), events_format(events), EVENT_COLUMNS)
         for record in records:
+            record = {**record, "labels": label_set(record)}  # e.g. a main label corrected in the web app
             summary[record["source"]][record["label"]] += 1
             if fmt == "jsonl":
                 rows.write(record)

@@ -196,10 +196,8 @@ def create_app(model_dir: str | Path, settings: ServeSettings | None = None) -> 
     def export(request: ExportRequest) -> Response:
         """Paragraphs (as /api/predict returned them, corrections included) as JSONL, CSV or the event table."""
         labels = service.predictor.labels
-        rows = [p.model_dump() for p in request.paragraphs]
-        for row in rows:  # a main label corrected in the page replaces the model's one in `labels` too
-            row["labels"] = label_set(row)
-        unknown = sorted({label for r in rows for label in r["labels"]} - set(labels))
+        rows = [p.model_dump() for p in request.paragraphs]  # write_predictions puts a corrected label in `labels`
+        unknown = sorted({label for r in rows for label in label_set(r)} - set(labels))
         if unknown:
             raise EventClassifierError(f"unknown label(s) {unknown}; the model's labels are {labels}")
         filename, media = EXPORTS[request.format]
