@@ -308,7 +308,7 @@ def serve_main(argv: list[str] | None = None) -> int:
                               "API docs at /docs.", overrides=False)
     parser.add_argument("--model", default="runs/latest", help="run folder or model folder (default: %(default)s)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine "
-                                                            "only; 0.0.0.0 opens it to the network)")
+                                                            "only; an address of a network interface opens it to that network)")
     parser.add_argument("--port", type=int, default=8000, help="default: %(default)s")
     parser.add_argument("--min-confidence", type=float, default=ServeSettings.min_confidence,
                         help="flag paragraphs below this probability (default: %(default)s; a request may give its own)")
