@@ -140,8 +140,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--project-config", default=str(Path(__file__).resolve().parent.parent / "configs" / "news.yaml"),
                         help="the config the `project` system trains per fold")
     parser.add_argument("--project-from-corpus", action="store_true", help="start the project system from the corpus model")
-    parser.add_argument("--include-from", default=None, help="real_news.json of an earlier run with the same folds, "
-                        "seed and snippets: its systems' out-of-fold probabilities join this table (and its ensembles)")
+    parser.add_argument("--include-from", action="append", default=[], help="real_news.json of an earlier run with the "
+                        "same folds, seed and snippets: its systems' out-of-fold probabilities join this table (and its "
+                        "ensembles); repeat it to join several runs, e.g. seeds trained side by side")
     parser.add_argument("--output-dir", default="runs/benchmarks/real_news")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N snippets (smoke tests)")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. --model.name=tiny-random-bert")
@@ -200,11 +201,11 @@ def main(argv: list[str] | None = None) -> dict:
             if name in {"plain", "two_stage", "project"}:
                 probs[f"{name}@seed{train_seed}"], seconds[f"{name}@seed{train_seed}"] = probs.pop(name), seconds.pop(name)
         systems = list(probs)
-    if args.include_from:
-        earlier = json.loads(Path(args.include_from).read_text(encoding="utf-8"))
+    for earlier_path in args.include_from:
+        earlier = json.loads(Path(earlier_path).read_text(encoding="utf-8"))
         same = (earlier["folds"], earlier["seed"], earlier["rows"], earlier.get("case_sha256")) == (args.folds, args.seed, len(rows), case_hash)
         if not same:
-            raise SystemExit(f"{args.include_from}: other folds, seed or snippets; rerun those systems here instead")
+            raise SystemExit(f"{earlier_path}: other folds, seed or snippets; rerun those systems here instead")
         for name, saved in earlier["oof_probs"].items():
             if name not in probs and "+" not in name and not name.rstrip("0123456789").endswith("x"):
                 probs[name] = np.array(saved)

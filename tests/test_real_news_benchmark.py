@@ -77,6 +77,16 @@ def test_an_earlier_run_joins_the_table_only_with_the_same_folds(tmp_path):
     joined = real_news.main(["--case", str(case), "--folds", "2", "--systems", "tfidf", "--include-from",
                              str(tmp_path / "a" / "real_news.json"), "--output-dir", str(tmp_path / "b")])
     assert joined["plain"]["macro_f1"] == pytest.approx(first["tfidf"]["macro_f1"])
+    other_seed = json.loads(json.dumps(saved))  # a second seed trained side by side, joined with the first run
+    other_seed["oof_probs"] = {"plain@seed7": (1 - np.array(saved["oof_probs"]["tfidf"])).tolist()}
+    other_seed["results"] = {"plain@seed7": saved["results"]["tfidf"]}
+    (tmp_path / "a" / "seed7.json").write_text(json.dumps(other_seed))
+    both = real_news.main(["--case", str(case), "--folds", "2", "--systems", "tfidf", "--include-from",
+                           str(tmp_path / "a" / "real_news.json"), "--include-from", str(tmp_path / "a" / "seed7.json"),
+                           "--output-dir", str(tmp_path / "d")])
+    assert {"plain", "plain@seed7", "plainx2"} <= set(both)
+    averaged = json.loads((tmp_path / "d" / "real_news.json").read_text())["oof_probs"]["plainx2"]
+    assert np.allclose(averaged, 0.5, atol=1e-5)  # (p + (1 - p)) / 2
     with pytest.raises(SystemExit, match="other folds"):
         real_news.main(["--case", str(case), "--folds", "3", "--systems", "tfidf", "--include-from",
                         str(tmp_path / "a" / "real_news.json"), "--output-dir", str(tmp_path / "c")])
