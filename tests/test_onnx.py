@@ -38,15 +38,25 @@ def test_the_export_carries_labels_and_calibration(model_dir, fp32_export):
     assert not list(fp32_export.glob("*.safetensors"))  # the folder runs without the PyTorch weights
 
 
-def test_int8_export_quantizes_the_encoder_but_keeps_head_and_ffn_outputs_in_fp32(model_dir, fp32_export, tmp_path):
+def test_the_export_fuses_attention_and_layer_norms(fp32_export):
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(fp32_export / ONNX_FILE)).graph.node}
+    assert {"Attention", "SkipLayerNormalization", "EmbedLayerNormalization"} <= ops
+
+
+def test_int8_export_quantizes_every_encoder_matmul_but_keeps_head_and_embeddings_in_fp32(model_dir, fp32_export, tmp_path):
     import onnx
 
     int8 = export_onnx(model_dir, tmp_path / "int8", int8=True)
     graph = onnx.load(str(int8 / ONNX_FILE)).graph
+    ops = {n.op_type for n in graph.node}
     quantized = [n.name for n in graph.node if n.op_type in {"MatMulInteger", "DynamicQuantizeMatMul"}]
     fp32_head = [n.name for n in graph.node if n.op_type in {"Gemm", "MatMul"} and "classifier" in n.name]
     assert quantized and not [n for n in quantized if "classifier" in n] and fp32_head
-    assert any("/intermediate/dense/" in n for n in quantized) and not any(re.search(r"/layer\.\d+/output/dense/", n) for n in quantized)
+    assert "QAttention" in ops and "Attention" not in ops  # the fused attention runs in int8
+    assert any("/intermediate/dense/" in n for n in quantized) and any(re.search(r"/layer\.\d+/output/dense/", n) for n in quantized)
+    assert "EmbedLayerNormalization" in ops and "QEmbedLayerNormalization" not in ops  # the embeddings stay fp32
     probs = Predictor(int8).predict_proba(TEXTS)
     reference = Predictor(fp32_export).predict_proba(TEXTS)
     assert probs.shape == reference.shape and np.allclose(probs.sum(axis=1), 1)
