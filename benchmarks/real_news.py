@@ -29,9 +29,10 @@ fold: every setting is fixed before the folds are scored.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import copy
+import json
+import re
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -68,8 +69,9 @@ def case_folds(rows: list[dict], k: int, seed: int) -> list[np.ndarray]:
 
 
 def plain_finetune(init: str, train_rows: list[dict], labels: list[str], epochs: float, seed: int, work: Path,
-                   batch_size: int = 16, learning_rate: float = 5e-5) -> Predictor:
-    """The plain recipe: Trainer, class-weighted loss, fixed epochs, fp32, the last epoch's weights."""
+                   batch_size: int = 16, learning_rate: float = 5e-5, label_smoothing: float = 0.0) -> Predictor:
+    """The plain recipe: Trainer, class-weighted loss, fixed epochs, fp32, the last epoch's weights (and, as a lever,
+    label smoothing)."""
     set_seed(seed)
     texts = [r["text"] for r in train_rows]
     model, tokenizer = load_backbone(init, labels, work, texts, seed)
@@ -83,7 +85,7 @@ def plain_finetune(init: str, train_rows: list[dict], labels: list[str], epochs:
                              use_cpu=True, disable_tqdm=True)
     weights = class_weights(labels, [r["label"] for r in train_rows])
     trainer = Trainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                      data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=_weighted_loss(weights))
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=_weighted_loss(weights, label_smoothing))
     trainer.train()
     meta = ModelMeta(labels=[LabelSpec(label) for label in labels], max_length=max_length)
     return Predictor.from_parts(trainer.model, tokenizer, meta, precision="fp32")
@@ -135,6 +137,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=42, help="seed of the folds and, unless --train-seed, of training")
     parser.add_argument("--train-seed", type=int, default=None, help="another training seed on the same folds: its "
                         "systems are named NAME@seedN, and with --include-from the seeds of a system are also averaged")
+    parser.add_argument("--label-smoothing", type=float, default=0.0, help="a lever: label smoothing for every trained "
+                        "system (plain, two_stage, project); they are named NAME@lsX, apart from the seeds' average")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {', '.join(SYSTEMS)}")
     parser.add_argument("--corpus-model", default=None, help="an already trained corpus model folder (skips training it)")
     parser.add_argument("--project-config", default=str(Path(__file__).resolve().parent.parent / "configs" / "news.yaml"),
@@ -162,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_seed = args.seed if args.train_seed is None else args.train_seed
     if project is not None:
         project.train.seed = train_seed
+        project.train.label_smoothing = args.label_smoothing or project.train.label_smoothing
     out = Path(args.output_dir)
     work = out / "work"
     probs = {name: np.zeros((len(rows), len(labels))) for name in systems}
@@ -188,7 +193,8 @@ def main(argv: list[str] | None = None) -> dict:
                 probs[name][test_idx] = raw[:, [list(model.classes_).index(label) for label in labels]]
             elif name in {"plain", "two_stage"}:
                 init = config.model.name if name == "plain" else corpus_model
-                predictor = plain_finetune(init, train_rows, labels, args.epochs, train_seed, work / f"{name}-{number}")
+                predictor = plain_finetune(init, train_rows, labels, args.epochs, train_seed, work / f"{name}-{number}",
+                                           label_smoothing=args.label_smoothing)
                 probs[name][test_idx] = predictor.predict_proba(test_texts)
             elif name == "project":
                 predictor = project_fit(project, train_rows, work / f"project-{number}")
@@ -196,10 +202,11 @@ def main(argv: list[str] | None = None) -> dict:
             seconds[name] += time.perf_counter() - start
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
-    if train_seed != args.seed:  # a second seed of the same systems: keep both apart in the table
+    suffix = (f"@seed{train_seed}" if train_seed != args.seed else "") + (f"@ls{args.label_smoothing:g}" if args.label_smoothing else "")
+    if suffix:  # another seed or a lever on the same systems: keep them apart from the base ones in the table
         for name in list(probs):
             if name in {"plain", "two_stage", "project"}:
-                probs[f"{name}@seed{train_seed}"], seconds[f"{name}@seed{train_seed}"] = probs.pop(name), seconds.pop(name)
+                probs[f"{name}{suffix}"], seconds[f"{name}{suffix}"] = probs.pop(name), seconds.pop(name)
         systems = list(probs)
     for earlier_path in args.include_from:
         earlier = json.loads(Path(earlier_path).read_text(encoding="utf-8"))
@@ -213,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
                 systems.append(name)
     trained = [name for name in ("plain", "two_stage", "project") if name in systems]
     for base in ("plain", "two_stage", "project"):  # the seeds of one system averaged: what predict.py --model A --model B does
-        seeds = [name for name in systems if name.split("@")[0] == base]
+        seeds = [name for name in systems if re.fullmatch(rf"{base}(@seed\d+)?", name)]
         if len(seeds) > 1:
             probs[f"{base}x{len(seeds)}"] = np.mean([probs[name] for name in seeds], axis=0)
             seconds[f"{base}x{len(seeds)}"] = sum(seconds[name] for name in seeds)

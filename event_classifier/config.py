@@ -86,6 +86,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1  # share of steps with linear warm-up
     class_weights: bool = True  # weight the loss by the train split's label frequencies: inverse class frequency
     # (single_label), or negatives/positives per label as BCE pos_weight (multi_label)
+    label_smoothing: float = 0.0  # single_label: share of each target spread evenly over all labels (0 = none)
     main_label_weight: float = 0.0  # multi_label: weight of the main label's cross-entropy added to the BCE, so that the
     # most probable label is the main one; 0 = BCE alone
     early_stopping_patience: int = 3  # epochs without dev macro-F1 gain before stopping; 0 = never stop early
@@ -214,6 +215,10 @@ def validate(config: Config, path: Path | str) -> None:
         raise EventClassifierError(f"{path}: model.task must be {' or '.join(TASKS)}, got {config.model.task!r}")
     if config.train.precision not in {"auto", "bf16", "fp32"}:
         raise EventClassifierError(f"{path}: train.precision must be auto, bf16 or fp32, got {config.train.precision!r}")
+    if config.train.label_smoothing and config.model.task == "multi_label":
+        raise EventClassifierError(f"{path}: train.label_smoothing applies to single_label models; set it to 0 for multi_label")
+    if not 0 <= config.train.label_smoothing < 1:
+        raise EventClassifierError(f"{path}: train.label_smoothing must be at least 0 and below 1, got {config.train.label_smoothing}")
     if config.train.report_to not in REPORT_TO:
         raise EventClassifierError(f"{path}: train.report_to must be one of {', '.join(REPORT_TO)}, got {config.train.report_to!r}")
     fractions = config.data.dev_fraction + config.data.test_fraction

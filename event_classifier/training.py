@@ -79,10 +79,11 @@ def choose_max_length(tokenizer, model, texts: list[str], configured: int | None
     return int(min(limit, max(32, np.percentile(lengths, 99))))
 
 
-def _weighted_loss(weights: torch.Tensor | None):
+def _weighted_loss(weights: torch.Tensor | None, label_smoothing: float = 0.0):
     def loss(outputs, labels, num_items_in_batch=None):
         logits = outputs["logits"].float()
-        return torch.nn.functional.cross_entropy(logits, labels, weight=None if weights is None else weights.to(logits.device))
+        return torch.nn.functional.cross_entropy(logits, labels, weight=None if weights is None else weights.to(logits.device),
+                                                 label_smoothing=label_smoothing)
     return loss
 
 
@@ -213,7 +214,7 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
         report_to=config.train.report_to, dataloader_num_workers=0,
     )
     weights = class_weights(labels, [r["label"] for r in rows["train"]]) if config.train.class_weights else None
-    loss = _weighted_loss(weights)
+    loss = _weighted_loss(weights, config.train.label_smoothing)
     if multi_label:
         pos_weight = positive_weights(label_targets(rows["train"], labels)[:, :-1]) if config.train.class_weights else None
         loss = _multi_label_loss(pos_weight, weights, config.train.main_label_weight)

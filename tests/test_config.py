@@ -50,6 +50,23 @@ def test_bad_precision_is_an_error():
         load_config(None, ["--train.precision=fp8"])
 
 
+def test_label_smoothing_is_checked_and_smooths_the_single_label_loss():
+    import torch
+
+    from event_classifier.training import _weighted_loss
+
+    with pytest.raises(EventClassifierError, match="label_smoothing must be at least 0 and below 1"):
+        load_config(None, ["--train.label_smoothing=1.0"])
+    with pytest.raises(EventClassifierError, match="label_smoothing applies to single_label"):
+        load_config(None, ["--train.label_smoothing=0.1", "--model.task=multi_label"])
+    assert load_config(None, ["--train.label_smoothing=0.1"]).train.label_smoothing == 0.1
+    logits, labels = torch.tensor([[4.0, 0.0, 0.0, 0.0]]), torch.tensor([0])
+    log_p = torch.log_softmax(logits, dim=1)[0]
+    smoothed = _weighted_loss(None, 0.2)({"logits": logits}, labels)
+    assert smoothed.item() == pytest.approx(-(0.8 * log_p[0] + 0.2 * log_p.mean()).item(), rel=1e-5)
+    assert _weighted_loss(None)({"logits": logits}, labels).item() == pytest.approx(-log_p[0].item(), rel=1e-5)
+
+
 def test_attention_dropout_is_checked_and_set_on_every_attention_layer(tmp_path):
     from event_classifier.model import load_backbone
 

@@ -102,3 +102,15 @@ def test_a_second_training_seed_joins_under_its_own_name_and_the_seeds_are_avera
     probs = {k: np.array(v) for k, v in json.loads((tmp_path / "b" / "real_news.json").read_text())["oof_probs"].items()}
     assert not np.allclose(probs["plain"], probs["plain@seed7"])  # another seed trains another model
     assert np.allclose(probs["plainx2"], (probs["plain"] + probs["plain@seed7"]) / 2, atol=1e-6)
+
+
+def test_label_smoothing_is_a_lever_named_apart_from_the_seeds(tmp_path):
+    case = _fake_case(tmp_path / "case.tsv")
+    common = ["--case", str(case), "--folds", "2", "--epochs", "1", "--systems", "plain", "--model.name=tiny-random-bert"]
+    real_news.main(common + ["--output-dir", str(tmp_path / "a")])
+    results = real_news.main(common + ["--label-smoothing", "0.2", "--include-from", str(tmp_path / "a" / "real_news.json"),
+                                       "--output-dir", str(tmp_path / "b")])
+    assert {"plain", "plain@ls0.2"} <= set(results)
+    assert not [name for name in results if name.startswith("plainx")]  # a lever is not averaged as if it were a seed
+    probs = {k: np.array(v) for k, v in json.loads((tmp_path / "b" / "real_news.json").read_text())["oof_probs"].items()}
+    assert not np.allclose(probs["plain"], probs["plain@ls0.2"])  # the smoothed recipe trains another model
