@@ -92,25 +92,16 @@ def test_an_earlier_run_joins_the_table_only_with_the_same_folds(tmp_path):
                         str(tmp_path / "a" / "real_news.json"), "--output-dir", str(tmp_path / "c")])
 
 
-def test_a_second_training_seed_joins_under_its_own_name_and_the_seeds_are_averaged(tmp_path):
+@pytest.mark.parametrize("extra, name, averaged", [(["--train-seed", "7"], "plain@seed7", True),
+                                                   (["--label-smoothing", "0.2"], "plain@ls0.2", False)], ids=["seed", "lever"])
+def test_a_second_seed_is_averaged_with_the_first_and_a_lever_stands_apart(tmp_path, extra, name, averaged):
     case = _fake_case(tmp_path / "case.tsv")
     common = ["--case", str(case), "--folds", "2", "--epochs", "1", "--systems", "plain", "--model.name=tiny-random-bert"]
     real_news.main(common + ["--output-dir", str(tmp_path / "a")])
-    results = real_news.main(common + ["--train-seed", "7", "--include-from", str(tmp_path / "a" / "real_news.json"),
-                                       "--output-dir", str(tmp_path / "b")])
-    assert {"plain", "plain@seed7", "plainx2"} <= set(results)
+    results = real_news.main(common + extra + ["--include-from", str(tmp_path / "a" / "real_news.json"),
+                                               "--output-dir", str(tmp_path / "b")])
+    assert {"plain", name} <= set(results) and ("plainx2" in results) == averaged  # a lever is not averaged like a seed
     probs = {k: np.array(v) for k, v in json.loads((tmp_path / "b" / "real_news.json").read_text())["oof_probs"].items()}
-    assert not np.allclose(probs["plain"], probs["plain@seed7"])  # another seed trains another model
-    assert np.allclose(probs["plainx2"], (probs["plain"] + probs["plain@seed7"]) / 2, atol=1e-6)
-
-
-def test_label_smoothing_is_a_lever_named_apart_from_the_seeds(tmp_path):
-    case = _fake_case(tmp_path / "case.tsv")
-    common = ["--case", str(case), "--folds", "2", "--epochs", "1", "--systems", "plain", "--model.name=tiny-random-bert"]
-    real_news.main(common + ["--output-dir", str(tmp_path / "a")])
-    results = real_news.main(common + ["--label-smoothing", "0.2", "--include-from", str(tmp_path / "a" / "real_news.json"),
-                                       "--output-dir", str(tmp_path / "b")])
-    assert {"plain", "plain@ls0.2"} <= set(results)
-    assert not [name for name in results if name.startswith("plainx")]  # a lever is not averaged as if it were a seed
-    probs = {k: np.array(v) for k, v in json.loads((tmp_path / "b" / "real_news.json").read_text())["oof_probs"].items()}
-    assert not np.allclose(probs["plain"], probs["plain@ls0.2"])  # the smoothed recipe trains another model
+    assert not np.allclose(probs["plain"], probs[name])  # another seed, or the smoothed recipe, trains another model
+    if averaged:
+        assert np.allclose(probs["plainx2"], (probs["plain"] + probs[name]) / 2, atol=1e-6)
