@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--case", default=str(Path(__file__).resolve().parent.parent.parent / "shared" / "data" /
                                               "case2021_task2_dev.tsv"), help="the CASE 2021 snippets (TSV)")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--epochs", type=float, default=6.0, help="epochs of the plain recipe (plain and two_stage)")
+    parser.add_argument("--epochs", type=float, default=6.0, help="epochs of the plain recipe (plain and two_stage); "
+                        "joined by --include-from to runs of another count, its systems are named NAME@epN")
     parser.add_argument("--seed", type=int, default=42, help="seed of the folds and, unless --train-seed, of training")
     parser.add_argument("--train-seed", type=int, default=None, help="another training seed on the same folds: its "
                         "systems are named NAME@seedN, and with --include-from the seeds of a system are also averaged")
@@ -163,6 +164,15 @@ def main(argv: list[str] | None = None) -> dict:
     case_hash = sha256_of(args.case)
     rows = rows[: args.limit] if args.limit else rows
     folds = case_folds(rows, args.folds, args.seed)
+    earlier_runs = []  # checked before any training, so that a wrong file cannot waste a long run
+    for earlier_path in args.include_from:
+        if not Path(earlier_path).is_file():
+            raise SystemExit(f"{earlier_path}: not found; --include-from takes the real_news.json that an earlier run wrote")
+        earlier = json.loads(Path(earlier_path).read_text(encoding="utf-8"))
+        same = (earlier["folds"], earlier["seed"], earlier["rows"], earlier.get("case_sha256")) == (args.folds, args.seed, len(rows), case_hash)
+        if not same:
+            raise SystemExit(f"{earlier_path}: other folds, seed or snippets; rerun those systems here instead")
+        earlier_runs.append(earlier)
     train_seed = args.seed if args.train_seed is None else args.train_seed
     if project is not None:
         project.train.seed = train_seed
@@ -202,17 +212,14 @@ def main(argv: list[str] | None = None) -> dict:
             seconds[name] += time.perf_counter() - start
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
-    suffix = (f"@seed{train_seed}" if train_seed != args.seed else "") + (f"@ls{args.label_smoothing:g}" if args.label_smoothing else "")
+    suffix = (f"@seed{train_seed}" if train_seed != args.seed else "") + (f"@ls{args.label_smoothing:g}" if args.label_smoothing else "") \
+        + (f"@ep{args.epochs:g}" if earlier_runs and args.epochs not in {earlier['epochs'] for earlier in earlier_runs} else "")
     if suffix:  # another seed or a lever on the same systems: keep them apart from the base ones in the table
         for name in list(probs):
             if name in {"plain", "two_stage", "project"}:
                 probs[f"{name}{suffix}"], seconds[f"{name}{suffix}"] = probs.pop(name), seconds.pop(name)
         systems = list(probs)
-    for earlier_path in args.include_from:
-        earlier = json.loads(Path(earlier_path).read_text(encoding="utf-8"))
-        same = (earlier["folds"], earlier["seed"], earlier["rows"], earlier.get("case_sha256")) == (args.folds, args.seed, len(rows), case_hash)
-        if not same:
-            raise SystemExit(f"{earlier_path}: other folds, seed or snippets; rerun those systems here instead")
+    for earlier in earlier_runs:
         for name, saved in earlier["oof_probs"].items():
             if name not in probs and "+" not in name and not name.rstrip("0123456789").endswith("x"):
                 probs[name] = np.array(saved)

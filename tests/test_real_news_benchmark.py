@@ -87,18 +87,22 @@ def test_an_earlier_run_joins_the_table_only_with_the_same_folds(tmp_path):
     assert {"plain", "plain@seed7", "plainx2"} <= set(both)
     averaged = json.loads((tmp_path / "d" / "real_news.json").read_text())["oof_probs"]["plainx2"]
     assert np.allclose(averaged, 0.5, atol=1e-5)  # (p + (1 - p)) / 2
+    with pytest.raises(SystemExit, match="missing.json: not found"):
+        real_news.main(["--case", str(case), "--folds", "2", "--systems", "tfidf", "--include-from",
+                        str(tmp_path / "missing.json"), "--output-dir", str(tmp_path / "e")])
     with pytest.raises(SystemExit, match="other folds"):
         real_news.main(["--case", str(case), "--folds", "3", "--systems", "tfidf", "--include-from",
                         str(tmp_path / "a" / "real_news.json"), "--output-dir", str(tmp_path / "c")])
 
 
 @pytest.mark.parametrize("extra, name, averaged", [(["--train-seed", "7"], "plain@seed7", True),
-                                                   (["--label-smoothing", "0.2"], "plain@ls0.2", False)], ids=["seed", "lever"])
+                                                   (["--label-smoothing", "0.2"], "plain@ls0.2", False),
+                                                   (["--epochs", "2"], "plain@ep2", False)], ids=["seed", "smoothing", "epochs"])
 def test_a_second_seed_is_averaged_with_the_first_and_a_lever_stands_apart(tmp_path, extra, name, averaged):
     case = _fake_case(tmp_path / "case.tsv")
-    common = ["--case", str(case), "--folds", "2", "--epochs", "1", "--systems", "plain", "--model.name=tiny-random-bert"]
-    real_news.main(common + ["--output-dir", str(tmp_path / "a")])
-    results = real_news.main(common + extra + ["--include-from", str(tmp_path / "a" / "real_news.json"),
+    common = ["--case", str(case), "--folds", "2", "--systems", "plain", "--model.name=tiny-random-bert"]
+    real_news.main(common + ["--epochs", "1", "--output-dir", str(tmp_path / "a")])
+    results = real_news.main(common + (extra if "--epochs" in extra else ["--epochs", "1", *extra]) + ["--include-from", str(tmp_path / "a" / "real_news.json"),
                                                "--output-dir", str(tmp_path / "b")])
     assert {"plain", name} <= set(results) and ("plainx2" in results) == averaged  # a lever is not averaged like a seed
     probs = {k: np.array(v) for k, v in json.loads((tmp_path / "b" / "real_news.json").read_text())["oof_probs"].items()}
