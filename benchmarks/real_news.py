@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "systems are named NAME@seedN, and with --include-from the seeds of a system are also averaged")
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="a lever: label smoothing for every trained "
                         "system (plain, two_stage, project); they are named NAME@lsX, apart from the seeds' average")
+    parser.add_argument("--learning-rate", type=float, default=5e-5, help="a lever: peak learning rate of every trained "
+                        "system (plain, two_stage, project); another value than 5e-5 names them NAME@lrX")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {', '.join(SYSTEMS)}")
     parser.add_argument("--corpus-model", default=None, help="an already trained corpus model folder (skips training it)")
     parser.add_argument("--project-config", default=str(Path(__file__).resolve().parent.parent / "configs" / "news.yaml"),
@@ -177,6 +179,8 @@ def main(argv: list[str] | None = None) -> dict:
     if project is not None:
         project.train.seed = train_seed
         project.train.label_smoothing = args.label_smoothing or project.train.label_smoothing
+        if args.learning_rate != parser.get_default("learning_rate"):
+            project.train.learning_rate = args.learning_rate
     out = Path(args.output_dir)
     work = out / "work"
     probs = {name: np.zeros((len(rows), len(labels))) for name in systems}
@@ -204,7 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
             elif name in {"plain", "two_stage"}:
                 init = config.model.name if name == "plain" else corpus_model
                 predictor = plain_finetune(init, train_rows, labels, args.epochs, train_seed, work / f"{name}-{number}",
-                                           label_smoothing=args.label_smoothing)
+                                           learning_rate=args.learning_rate, label_smoothing=args.label_smoothing)
                 probs[name][test_idx] = predictor.predict_proba(test_texts)
             elif name == "project":
                 predictor = project_fit(project, train_rows, work / f"project-{number}")
@@ -213,6 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
     suffix = (f"@seed{train_seed}" if train_seed != args.seed else "") + (f"@ls{args.label_smoothing:g}" if args.label_smoothing else "") \
+        + (f"@lr{args.learning_rate:g}" if args.learning_rate != parser.get_default("learning_rate") else "") \
         + (f"@ep{args.epochs:g}" if earlier_runs and args.epochs not in {earlier['epochs'] for earlier in earlier_runs} else "")
     if suffix:  # another seed or a lever on the same systems: keep them apart from the base ones in the table
         for name in list(probs):

@@ -97,7 +97,9 @@ def test_an_earlier_run_joins_the_table_only_with_the_same_folds(tmp_path):
 
 @pytest.mark.parametrize("extra, name, averaged", [(["--train-seed", "7"], "plain@seed7", True),
                                                    (["--label-smoothing", "0.2"], "plain@ls0.2", False),
-                                                   (["--epochs", "2"], "plain@ep2", False)], ids=["seed", "smoothing", "epochs"])
+                                                   (["--epochs", "2"], "plain@ep2", False),
+                                                   (["--learning-rate", "1e-3"], "plain@lr0.001", False)],
+                         ids=["seed", "smoothing", "epochs", "learning_rate"])
 def test_a_second_seed_is_averaged_with_the_first_and_a_lever_stands_apart(tmp_path, extra, name, averaged):
     case = _fake_case(tmp_path / "case.tsv")
     common = ["--case", str(case), "--folds", "2", "--systems", "plain", "--model.name=tiny-random-bert"]
