@@ -53,8 +53,9 @@ def label_set(record: dict) -> list[str]:
 
 def event_rows(record: dict, fallback_label: str | None = None) -> list[dict]:
     """A prediction as rows of the event table (columns EVENT_COLUMNS): one per label of the paragraph (`labels`; the
-    main one first, `main` true) that is not `fallback_label`, with that label's probability as its confidence."""
-    labels = label_set(record)
+    main one first, `main` true, as write_predictions' label_set puts it) that is not `fallback_label`, with that label's
+    probability as its confidence."""
+    labels = record["labels"]
     return [{"date": record.get("date"), "article": record.get("article", record["source"]), "title": record.get("title"),
              "site": record.get("site"), "paragraph": record["paragraph"], "label": label, "main": label == record["label"],
              "confidence": record["score"] if label == record["label"] else record["probs"][label],
