@@ -176,10 +176,17 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"{earlier_path}: other folds, seed or snippets; rerun those systems here instead")
         earlier_runs.append(earlier)
     train_seed = args.seed if args.train_seed is None else args.train_seed
+    other_learning_rate = args.learning_rate != parser.get_default("learning_rate")
+    other_epochs = bool(earlier_runs) and args.epochs not in {earlier["epochs"] for earlier in earlier_runs}
+    # another seed or a lever: the trained systems get a tag per change, apart from the base ones in the table
+    suffix = "".join(tag for tag, chosen in [(f"@seed{train_seed}", train_seed != args.seed),
+                                             (f"@ls{args.label_smoothing:g}", bool(args.label_smoothing)),
+                                             (f"@lr{args.learning_rate:g}", other_learning_rate),
+                                             (f"@ep{args.epochs:g}", other_epochs)] if chosen)
     if project is not None:
         project.train.seed = train_seed
         project.train.label_smoothing = args.label_smoothing or project.train.label_smoothing
-        if args.learning_rate != parser.get_default("learning_rate"):
+        if other_learning_rate:
             project.train.learning_rate = args.learning_rate
     out = Path(args.output_dir)
     work = out / "work"
@@ -216,10 +223,7 @@ def main(argv: list[str] | None = None) -> dict:
             seconds[name] += time.perf_counter() - start
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
-    suffix = (f"@seed{train_seed}" if train_seed != args.seed else "") + (f"@ls{args.label_smoothing:g}" if args.label_smoothing else "") \
-        + (f"@lr{args.learning_rate:g}" if args.learning_rate != parser.get_default("learning_rate") else "") \
-        + (f"@ep{args.epochs:g}" if earlier_runs and args.epochs not in {earlier['epochs'] for earlier in earlier_runs} else "")
-    if suffix:  # another seed or a lever on the same systems: keep them apart from the base ones in the table
+    if suffix:
         for name in list(probs):
             if name in {"plain", "two_stage", "project"}:
                 probs[f"{name}{suffix}"], seconds[f"{name}{suffix}"] = probs.pop(name), seconds.pop(name)
