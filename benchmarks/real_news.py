@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "system (plain, two_stage, project); they are named NAME@lsX, apart from the seeds' average")
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="a lever: peak learning rate of every trained "
                         "system (plain, two_stage, project); another value than 5e-5 names them NAME@lrX")
+    parser.add_argument("--tag", default=None, help="a lever no other flag names (e.g. a new batch of our corpus): every "
+                        "system of this run is named NAME@TAG, so that --include-from keeps the earlier run's rows beside it")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {', '.join(SYSTEMS)}")
     parser.add_argument("--corpus-model", default=None, help="an already trained corpus model folder (skips training it)")
     parser.add_argument("--project-config", default=str(Path(__file__).resolve().parent.parent / "configs" / "news.yaml"),
@@ -175,6 +177,8 @@ def main(argv: list[str] | None = None) -> dict:
         if not same:
             raise SystemExit(f"{earlier_path}: other folds, seed or snippets; rerun those systems here instead")
         earlier_runs.append(earlier)
+    if args.tag is not None and not re.fullmatch(r"[\w.-]+", args.tag):
+        parser.error(f"--tag {args.tag!r}: use letters, digits, '.', '_' or '-'")
     train_seed = args.seed if args.train_seed is None else args.train_seed
     other_learning_rate = args.learning_rate != parser.get_default("learning_rate")
     other_epochs = bool(earlier_runs) and args.epochs not in {earlier["epochs"] for earlier in earlier_runs}
@@ -182,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
     suffix = "".join(tag for tag, chosen in [(f"@seed{train_seed}", train_seed != args.seed),
                                              (f"@ls{args.label_smoothing:g}", bool(args.label_smoothing)),
                                              (f"@lr{args.learning_rate:g}", other_learning_rate),
-                                             (f"@ep{args.epochs:g}", other_epochs)] if chosen)
+                                             (f"@ep{args.epochs:g}", other_epochs), (f"@{args.tag}", bool(args.tag))] if chosen)
     if project is not None:
         project.train.seed = train_seed
         project.train.label_smoothing = args.label_smoothing or project.train.label_smoothing
@@ -225,8 +229,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
     if suffix:
         for name in list(probs):
-            if name in {"plain", "two_stage", "project"}:
-                probs[f"{name}{suffix}"], seconds[f"{name}{suffix}"] = probs.pop(name), seconds.pop(name)
+            tagged = name + (suffix if name in {"plain", "two_stage", "project"} else f"@{args.tag}" if args.tag else "")
+            if tagged != name:
+                probs[tagged], seconds[tagged] = probs.pop(name), seconds.pop(name)
         systems = list(probs)
     for earlier in earlier_runs:
         for name, saved in earlier["oof_probs"].items():

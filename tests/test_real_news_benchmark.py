@@ -111,3 +111,16 @@ def test_a_second_seed_is_averaged_with_the_first_and_a_lever_stands_apart(tmp_p
     assert not np.allclose(probs["plain"], probs[name])  # another seed, or the smoothed recipe, trains another model
     if averaged:
         assert np.allclose(probs["plainx2"], (probs["plain"] + probs[name]) / 2, atol=1e-6)
+
+
+def test_a_tagged_run_keeps_every_system_of_the_earlier_run_beside_its_own(tmp_path):
+    case = _fake_case(tmp_path / "case.tsv")
+    common = ["--case", str(case), "--folds", "2", "--systems", "tfidf"]
+    first = real_news.main(common + ["--output-dir", str(tmp_path / "a")])
+    tagged = real_news.main(common + ["--tag", "b12", "--include-from", str(tmp_path / "a" / "real_news.json"),
+                                      "--output-dir", str(tmp_path / "b")])
+    assert set(tagged) == {"tfidf", "tfidf@b12"}  # a new corpus batch is a lever: both rows, not one replacing the other
+    assert tagged["tfidf"]["macro_f1"] == pytest.approx(first["tfidf"]["macro_f1"])
+    assert "| tfidf@b12 |" in (tmp_path / "b" / "real_news.md").read_text()
+    with pytest.raises(SystemExit):
+        real_news.main(common + ["--tag", "new batch", "--output-dir", str(tmp_path / "c")])
