@@ -1,6 +1,6 @@
 """Speed benchmark: training and prediction throughput, Hugging Face defaults against ours, on the same data.
 
-    python benchmarks/speed.py [--model runs/latest [--data case=PATH]] [--train-steps 6] [--predict-n 512]
+    python benchmarks/speed.py [--model runs/latest [--data case=PATH]] [--train-steps 6] [--predict-n 2048]
                                [--explain-n 48] [--skip-training] [--profile]
 
 Prints paragraphs/s for both setups and their ratio, achieved matmul GFLOP/s of our training step against this
@@ -158,7 +158,8 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="a trained run/model folder: adds prediction and int8 macro-F1 figures")
     parser.add_argument("--train-steps", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--predict-n", type=int, default=512)
+    parser.add_argument("--predict-n", type=int, default=2048, help="paragraphs per prediction round (the train split, "
+                        "repeated); rounds of a few seconds or more keep the speed-ups steady")
     parser.add_argument("--data", default=None, metavar="[NAME=]PATH", help="with --model: also score macro-F1 on this "
                         "labelled file or source (e.g. case=../shared/data/case2021_task2_dev.tsv)")
     parser.add_argument("--explain-n", type=int, default=48, help="test paragraphs explained per attribution method "
