@@ -56,6 +56,7 @@ from event_classifier.sources import read_source
 from event_classifier.training import _weighted_loss, choose_max_length, class_weights, fit, refit
 
 SYSTEMS = ("tfidf", "plain", "corpus", "two_stage", "project")
+TRAINED = ("plain", "two_stage", "project")  # the systems a recipe lever (seed, smoothing, learning rate, epochs) changes
 
 
 def case_folds(rows: list[dict], k: int, seed: int) -> list[np.ndarray]:
@@ -182,11 +183,13 @@ def main(argv: list[str] | None = None) -> dict:
     train_seed = args.seed if args.train_seed is None else args.train_seed
     other_learning_rate = args.learning_rate != parser.get_default("learning_rate")
     other_epochs = bool(earlier_runs) and args.epochs not in {earlier["epochs"] for earlier in earlier_runs}
-    # another seed or a lever: the trained systems get a tag per change, apart from the base ones in the table
+    # another seed or a lever: the trained systems get a tag per change, apart from the base ones in the table; --tag
+    # names every system of the run
+    run_tag = f"@{args.tag}" if args.tag else ""
     suffix = "".join(tag for tag, chosen in [(f"@seed{train_seed}", train_seed != args.seed),
                                              (f"@ls{args.label_smoothing:g}", bool(args.label_smoothing)),
                                              (f"@lr{args.learning_rate:g}", other_learning_rate),
-                                             (f"@ep{args.epochs:g}", other_epochs), (f"@{args.tag}", bool(args.tag))] if chosen)
+                                             (f"@ep{args.epochs:g}", other_epochs)] if chosen) + run_tag
     if project is not None:
         project.train.seed = train_seed
         project.train.label_smoothing = args.label_smoothing or project.train.label_smoothing
@@ -229,7 +232,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
     if suffix:
         for name in list(probs):
-            tagged = name + (suffix if name in {"plain", "two_stage", "project"} else f"@{args.tag}" if args.tag else "")
+            tagged = name + (suffix if name in TRAINED else run_tag)
             if tagged != name:
                 probs[tagged], seconds[tagged] = probs.pop(name), seconds.pop(name)
         systems = list(probs)
@@ -239,8 +242,8 @@ def main(argv: list[str] | None = None) -> dict:
                 probs[name] = np.array(saved)
                 seconds[name] = earlier["results"][name]["train_seconds"] * len(folds)
                 systems.append(name)
-    trained = [name for name in ("plain", "two_stage", "project") if name in systems]
-    for base in ("plain", "two_stage", "project"):  # the seeds of one system averaged: what predict.py --model A --model B does
+    trained = [name for name in TRAINED if name in systems]
+    for base in TRAINED:  # the seeds of one system averaged: what predict.py --model A --model B does
         seeds = [name for name in systems if re.fullmatch(rf"{base}(@seed\d+)?", name)]
         if len(seeds) > 1:
             probs[f"{base}x{len(seeds)}"] = np.mean([probs[name] for name in seeds], axis=0)
