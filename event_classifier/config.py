@@ -95,6 +95,8 @@ class TrainConfig:
     group_by_length: bool = True  # batch paragraphs of similar length together to cut padding
     logging_steps: int = 10  # log the training loss every N steps
     save_total_limit: int = 2  # checkpoints kept on disk (the best one is always kept)
+    lexical_weight: float = 0.0  # single_label: share of a TF-IDF + logistic regression model, trained on the same rows
+    # and saved in the model folder, in every prediction's probabilities (0 = transformer alone; see event_classifier.lexical)
     refit: bool = False  # after choosing the epoch count on dev, train again on train+dev for that many epochs and ship that
     report_to: str = "none"  # none | tensorboard | mlflow: where the Trainer also logs (mlflow: runs/mlflow.db by default)
 
@@ -217,6 +219,10 @@ def validate(config: Config, path: Path | str) -> None:
         raise EventClassifierError(f"{path}: train.precision must be auto, bf16 or fp32, got {config.train.precision!r}")
     if config.train.label_smoothing and config.model.task == "multi_label":
         raise EventClassifierError(f"{path}: train.label_smoothing applies to single_label models; set it to 0 for multi_label")
+    if config.train.lexical_weight and config.model.task == "multi_label":
+        raise EventClassifierError(f"{path}: train.lexical_weight applies to single_label models; set it to 0 for multi_label")
+    if not 0 <= config.train.lexical_weight < 1:
+        raise EventClassifierError(f"{path}: train.lexical_weight must be at least 0 and below 1, got {config.train.lexical_weight}")
     if not 0 <= config.train.label_smoothing < 1:
         raise EventClassifierError(f"{path}: train.label_smoothing must be at least 0 and below 1, got {config.train.label_smoothing}")
     if config.train.report_to not in REPORT_TO:

@@ -86,6 +86,8 @@ def evaluate_rows(predictor: Predictor, rows: list[dict], output_dir: Path | Non
     metrics["data"] = name
     metrics["temperature"] = predictor.temperature
     metrics["task"] = predictor.meta.task
+    if predictor.meta.lexical_weight:
+        metrics["lexical_weight"] = predictor.meta.lexical_weight
     if predictor.meta.multi_label or any(r.get("also") for r in rows):  # single-label models too, for one table
         metrics["label_sets"] = score_label_sets(rows, [p["labels"] for p in predictions], predictor.labels)
         metrics["label_sets"]["thresholds"] = dict(predictor.meta.thresholds)
@@ -158,7 +160,8 @@ def evaluate_run(predictor: Predictor, splits: dict[str, list[dict]], outputs: d
         predictor.meta.thresholds = tune_thresholds(predictor.combine(*passes["dev"]), y_dev, main, predictor.labels)
     results = {}
     for name, (logits, owner, n) in passes.items():
+        texts = [r["text"] for r in splits[name]]
         results[name] = evaluate_rows(predictor, splits[name], (outputs or {}).get(name), name,
-                                      uncalibrated=predictor.combine(logits, owner, n, temperature=1.0),
-                                      probs=predictor.combine(logits, owner, n))
+                                      uncalibrated=predictor.blend(texts, predictor.combine(logits, owner, n, temperature=1.0)),
+                                      probs=predictor.blend(texts, predictor.combine(logits, owner, n)))
     return results

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from event_classifier.calibration import NEVER, UNTUNED
 from event_classifier.errors import EventClassifierError
+from event_classifier.lexical import LexicalModel
 from event_classifier.meta import ModelMeta
 from event_classifier.model import load_checkpoint, resolve_precision
 from event_classifier.onnx_backend import OnnxModel, keep_in_fp32
@@ -63,6 +64,8 @@ class Predictor:
         self.backend = "onnx" if isinstance(model, OnnxModel) else "torch"
         self.precision = "fp32" if self.backend == "onnx" else resolve_precision(precision)  # ONNX Runtime runs what was exported
         self.min_confidence = min_confidence
+        # the TF-IDF companion saved beside the weights (train.lexical_weight); a model in memory gets it from its trainer
+        self.lexical = LexicalModel.load(directory, self.labels) if meta.lexical_weight and directory is not None else None
         if quantize and self.backend == "onnx":
             raise EventClassifierError(f"{directory}: an ONNX export is quantized when it is written; "
                                        "use `event-classifier export --int8` instead of --quantize")
@@ -113,7 +116,14 @@ class Predictor:
         if not texts:
             return np.zeros((0, len(self.labels)))
         ids, owner = self.windows(texts)
-        return self.combine(self.window_logits(ids, progress), owner, len(texts))
+        return self.blend(texts, self.combine(self.window_logits(ids, progress), owner, len(texts)))
+
+    def blend(self, texts: list[str], probs: np.ndarray) -> np.ndarray:
+        """The transformer's probabilities with the lexical companion's mixed in at meta.lexical_weight (when it has one)."""
+        if self.lexical is None:
+            return probs
+        weight = self.meta.lexical_weight
+        return (1 - weight) * probs + weight * self.lexical.predict_proba(texts)
 
     def predict(self, texts: list[str], progress: bool = False) -> list[dict]:
         """For each text: the label, its probability, the probability of every label, and `labels`.
@@ -184,6 +194,7 @@ class Ensemble(Predictor):
         self.model, self.tokenizer, self.meta, self.directory = None, first.tokenizer, first.meta, first.directory
         self.labels, self.max_length, self.stride, self.batch_size = first.labels, first.max_length, first.stride, first.batch_size
         self.temperature, self.precision, self.min_confidence = first.temperature, first.precision, min_confidence
+        self.lexical = None  # each member blends its own
 
     def predict_proba(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """The mean over members of each one's calibrated, window-averaged probabilities."""

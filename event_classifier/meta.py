@@ -14,8 +14,8 @@ from event_classifier.errors import EventClassifierError
 from event_classifier.io import atomic_write_json
 
 META_FILE = "event_classifier.json"
-FORMAT_VERSION = 3  # 1: the untyped dict of event_classifier 0.1 (labels as names, no settings); 2: no `task`
-# (single-label). Both still load.
+FORMAT_VERSION = 4  # 1: the untyped dict of event_classifier 0.1 (labels as names, no settings); 2: no `task`
+# (single-label); 3: no `lexical_weight` (none). All still load.
 MULTI_LABEL_PROBLEM = "multi_label_classification"  # transformers' problem_type of a sigmoid head
 
 
@@ -32,6 +32,7 @@ class ModelMeta:
     task: str = "single_label"  # single_label (softmax, one label) | multi_label (a sigmoid per label, `labels`)
     thresholds: dict[str, float] = field(default_factory=dict)  # multi_label: per-label probability thresholds tuned
     # on dev for the secondary labels; empty = 0.5 each. The main label is always the most probable one
+    lexical_weight: float = 0.0  # share of the TF-IDF companion (lexical.json in the folder) in the probabilities; 0 = none
     precision: str = "fp32"  # what training used; inference measures `auto` again on its own machine
     backbone: str = ""  # the model.name it was fine-tuned from
     data: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> path, sha256, rows, label counts, sources

@@ -147,12 +147,15 @@ def _has_attention_dropout(model) -> bool:
     return bool(dropouts) and all(p == probability for p in dropouts)
 
 
-def save_model(model, tokenizer, directory: Path, meta: ModelMeta) -> None:
-    """A standard save_pretrained folder plus our typed metadata, written as a whole (a crash leaves no half model)."""
+def save_model(model, tokenizer, directory: Path, meta: ModelMeta, lexical=None) -> None:
+    """A standard save_pretrained folder plus our typed metadata (and the lexical companion, when the model has one),
+    written as a whole (a crash leaves no half model)."""
     with atomic_directory(directory) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         meta.save(tmp)
+        if lexical is not None:
+            lexical.save(tmp)
 
 
 def load_checkpoint(directory: str | Path):

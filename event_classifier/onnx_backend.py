@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,6 +17,7 @@ import torch
 
 from event_classifier.errors import EventClassifierError
 from event_classifier.io import atomic_directory
+from event_classifier.lexical import LEXICAL_FILE
 
 ONNX_FILE = "model.onnx"
 # Left in fp32 by PyTorch's int8 (`--quantize`): the head, and each layer's feed-forward down-projection, whose inputs
@@ -51,7 +53,7 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, int8: bool = Fals
     matmul, the head and the embeddings left in fp32."""
     from event_classifier.model import load_checkpoint
 
-    model, tokenizer, meta, _ = load_checkpoint(model_dir)
+    model, tokenizer, meta, source = load_checkpoint(model_dir)
     model.set_attn_implementation("eager")  # the plain attention graph, which ONNX Runtime's optimizer fuses
     output_dir = Path(output_dir)
     example = tokenizer(["An example paragraph.", "Another, longer example paragraph."], padding=True, return_tensors="pt")
@@ -71,6 +73,8 @@ def export_onnx(model_dir: str | Path, output_dir: str | Path, int8: bool = Fals
         model.config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         meta.save(tmp)
+        if meta.lexical_weight:  # the TF-IDF companion is plain JSON and runs as it is beside ONNX Runtime
+            shutil.copy2(source / LEXICAL_FILE, tmp / LEXICAL_FILE)
     return output_dir
 
 
