@@ -15,7 +15,11 @@ pooled macro-F1 gets a bootstrap 95 % interval, per-class F1 and per-CASE-subtyp
 - two_stage: the `corpus` model fine-tuned further on the other CASE folds with exactly the `plain` recipe: what
              our corpus adds on top of the real snippets.
 - A+B:       for every two trained systems, the ensemble averaging their probabilities (what
-             `predict.py --model A --model B` does), from the same folds at no extra training.
+             `predict.py --model A --model B` does), from the same folds at no extra training; with tfidf in the
+             run, also every trained system (and seed average) + tfidf: the transformer with its lexical companion
+             at weight 0.5 (`train.lexical_weight`).
+- NAMExK:    the average of K runs of one recipe that differ only by seed (`--train-seed` runs joined by
+             `--include-from`), e.g. two_stagex3, or two_stagex3@ep8 for three seeds at 8 epochs.
 - project:   a project config (`--project-config`, default configs/news.yaml) trained the way `train.py` trains it:
              its own data (our corpus and sources other than CASE, if it names them) plus the other CASE folds,
              deduplicated and split into train/dev by article, the best epoch chosen on dev, refit on train+dev
@@ -57,6 +61,22 @@ from event_classifier.training import _weighted_loss, choose_max_length, class_w
 
 SYSTEMS = ("tfidf", "plain", "corpus", "two_stage", "project")
 TRAINED = ("plain", "two_stage", "project")  # the systems a recipe lever (seed, smoothing, learning rate, epochs) changes
+
+
+def is_derived(name: str) -> bool:
+    """An ensemble or a seed average, which a run computes again from the systems it holds."""
+    return "+" in name or bool(re.fullmatch(r"[a-z_]+x\d+(@.*)?", name))
+
+
+def seed_groups(names: list[str]) -> dict[str, list[str]]:
+    """The runs of one trained recipe that differ only by seed, under their average's name: two_stage and
+    two_stage@seed43 -> two_stagex2; two_stage@ep8 and two_stage@seed43@ep8 -> two_stagex2@ep8."""
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = defaultdict(list)
+    for name in names:
+        base, *tags = name.split("@")
+        if base in TRAINED:
+            groups[(base, tuple(t for t in tags if not re.fullmatch(r"seed\d+", t)))].append(name)
+    return {f"{base}x{len(runs)}" + "".join(f"@{t}" for t in tags): runs for (base, tags), runs in groups.items() if len(runs) > 1}
 
 
 def case_folds(rows: list[dict], k: int, seed: int) -> list[np.ndarray]:
@@ -238,17 +258,20 @@ def main(argv: list[str] | None = None) -> dict:
         systems = list(probs)
     for earlier in earlier_runs:
         for name, saved in earlier["oof_probs"].items():
-            if name not in probs and "+" not in name and not name.rstrip("0123456789").endswith("x"):
+            if name not in probs and not is_derived(name):
                 probs[name] = np.array(saved)
                 seconds[name] = earlier["results"][name]["train_seconds"] * len(folds)
                 systems.append(name)
     trained = [name for name in TRAINED if name in systems]
-    for base in TRAINED:  # the seeds of one system averaged: what predict.py --model A --model B does
-        seeds = [name for name in systems if re.fullmatch(rf"{base}(@seed\d+)?", name)]
-        if len(seeds) > 1:
-            probs[f"{base}x{len(seeds)}"] = np.mean([probs[name] for name in seeds], axis=0)
-            seconds[f"{base}x{len(seeds)}"] = sum(seconds[name] for name in seeds)
-    for first, second in [(a, b) for i, a in enumerate(trained) for b in trained[i + 1:]]:
+    averaged = []
+    for average, seeds in seed_groups(systems).items():  # the seeds of one recipe averaged: predict.py --model A --model B
+        probs[average] = np.mean([probs[name] for name in seeds], axis=0)
+        seconds[average] = sum(seconds[name] for name in seeds)
+        averaged.append(average)
+    pairs = [(a, b) for i, a in enumerate(trained) for b in trained[i + 1:]]
+    if "tfidf" in probs:  # the transformer with its lexical companion: what train.lexical_weight=0.5 ships
+        pairs += [(name, "tfidf") for name in trained + averaged]
+    for first, second in pairs:
         probs[f"{first}+{second}"] = (probs[first] + probs[second]) / 2  # an ensemble of the two: no extra training
         seconds[f"{first}+{second}"] = seconds[first] + seconds[second]
     results = {}

@@ -44,7 +44,8 @@ def test_benchmark_runs_every_system_on_the_tiny_model(tmp_path):
     tiny = str(Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml")
     results = real_news.main(["--case", str(case), "--folds", "2", "--epochs", "2", "--output-dir", str(tmp_path / "out"),
                               "--project-config", tiny, "--project-from-corpus", *overrides])
-    assert set(results) == set(real_news.SYSTEMS) | {"plain+two_stage", "plain+project", "two_stage+project"}
+    assert set(results) == set(real_news.SYSTEMS) | {"plain+two_stage", "plain+project", "two_stage+project", "plain+tfidf",
+                                                     "two_stage+tfidf", "project+tfidf"}
     expected = (np.array(results["plain"]["confusion_matrix"]).sum(), np.array(results["plain+two_stage"]["confusion_matrix"]).sum())
     assert expected == (80, 80)
     saved = json.loads((tmp_path / "out" / "real_news.json").read_text())
@@ -84,9 +85,10 @@ def test_an_earlier_run_joins_the_table_only_with_the_same_folds(tmp_path):
     both = real_news.main(["--case", str(case), "--folds", "2", "--systems", "tfidf", "--include-from",
                            str(tmp_path / "a" / "real_news.json"), "--include-from", str(tmp_path / "a" / "seed7.json"),
                            "--output-dir", str(tmp_path / "d")])
-    assert {"plain", "plain@seed7", "plainx2"} <= set(both)
-    averaged = json.loads((tmp_path / "d" / "real_news.json").read_text())["oof_probs"]["plainx2"]
-    assert np.allclose(averaged, 0.5, atol=1e-5)  # (p + (1 - p)) / 2
+    assert {"plain", "plain@seed7", "plainx2", "plain+tfidf", "plainx2+tfidf"} <= set(both)
+    saved_probs = {k: np.array(v) for k, v in json.loads((tmp_path / "d" / "real_news.json").read_text())["oof_probs"].items()}
+    assert np.allclose(saved_probs["plainx2"], 0.5, atol=1e-5)  # (p + (1 - p)) / 2
+    assert np.allclose(saved_probs["plainx2+tfidf"], (saved_probs["plainx2"] + saved_probs["tfidf"]) / 2)
     with pytest.raises(SystemExit, match="missing.json: not found"):
         real_news.main(["--case", str(case), "--folds", "2", "--systems", "tfidf", "--include-from",
                         str(tmp_path / "missing.json"), "--output-dir", str(tmp_path / "e")])
@@ -124,3 +126,13 @@ def test_a_tagged_run_keeps_every_system_of_the_earlier_run_beside_its_own(tmp_p
     assert "| tfidf@b12 |" in (tmp_path / "b" / "real_news.md").read_text()
     with pytest.raises(SystemExit):
         real_news.main(common + ["--tag", "new batch", "--output-dir", str(tmp_path / "c")])
+
+
+def test_seeds_of_one_recipe_are_averaged_per_lever_and_averages_are_not_joined_again():
+    names = ["two_stage", "two_stage@seed43", "two_stage@ep8", "two_stage@seed43@ep8", "two_stage@seed44@ep8",
+             "two_stage@ls0.1", "tfidf", "tfidf@b12"]
+    assert real_news.seed_groups(names) == {"two_stagex2": ["two_stage", "two_stage@seed43"],
+                                            "two_stagex3@ep8": ["two_stage@ep8", "two_stage@seed43@ep8", "two_stage@seed44@ep8"]}
+    derived = [n for n in ["two_stagex3", "two_stagex3@ep8", "plain+two_stage", "two_stage+tfidf", "two_stage@ep8", "tfidf"]
+               if real_news.is_derived(n)]
+    assert derived == ["two_stagex3", "two_stagex3@ep8", "plain+two_stage", "two_stage+tfidf"]
