@@ -54,6 +54,7 @@ from event_classifier.data import SPLITS, collect, deduplicate, load_split, take
 from event_classifier.evaluation import score_predictions
 from event_classifier.inference import Predictor
 from event_classifier.io import atomic_write_json, atomic_write_text, sha256_of
+from event_classifier.lexical import LexicalModel
 from event_classifier.meta import ModelMeta
 from event_classifier.model import load_backbone
 from event_classifier.sources import read_source
@@ -136,8 +137,12 @@ def project_fit(config: Config, case_train: list[dict], work: Path) -> Predictor
     fitted = fit(config, {"train": train, "dev": dev}, work)
     if config.train.refit:
         fitted = refit(config, fitted, {"train": train, "dev": dev}, work)
-    meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length, task=config.model.task)
-    return Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
+    meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length, task=config.model.task,
+                     lexical_weight=config.train.lexical_weight)
+    predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
+    if meta.lexical_weight:  # the companion on the rows the shipped transformer saw, as train.py fits it
+        predictor.lexical = LexicalModel.fit(train + dev if config.train.refit else train, meta.label_names, config.train.seed)
+    return predictor
 
 
 def subtype_recall(rows: list[dict], predicted: list[str]) -> dict[str, dict]:
