@@ -51,10 +51,10 @@ from event_classifier.baseline import train_baseline
 from event_classifier.comparison import comparison_table
 from event_classifier.config import Config, LabelSpec, load_config
 from event_classifier.data import SPLITS, collect, deduplicate, load_split, take_fold
-from event_classifier.evaluation import score_predictions
+from event_classifier.evaluation import evaluate_run, score_predictions
 from event_classifier.inference import Predictor
 from event_classifier.io import atomic_write_json, atomic_write_text, sha256_of
-from event_classifier.lexical import LexicalModel
+from event_classifier.lexical import fit_companion
 from event_classifier.meta import ModelMeta
 from event_classifier.model import load_backbone
 from event_classifier.sources import read_source
@@ -135,13 +135,17 @@ def project_fit(config: Config, case_train: list[dict], work: Path) -> Predictor
     for row in train + dev:
         row.pop("group", None)
     fitted = fit(config, {"train": train, "dev": dev}, work)
-    if config.train.refit:
-        fitted = refit(config, fitted, {"train": train, "dev": dev}, work)
     meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length, task=config.model.task,
                      lexical_weight=config.train.lexical_weight)
     predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
-    if meta.lexical_weight:  # the companion on the rows the shipped transformer saw, as train.py fits it
-        predictor.lexical = LexicalModel.fit(train + dev if config.train.refit else train, meta.label_names, config.train.seed)
+    predictor.lexical = fit_companion(config, train)
+    evaluate_run(predictor, {"dev": dev}, calibrate=True)  # the temperatures, fitted on dev as train.py fits them
+    if config.train.refit:  # the refit keeps them, and its companion sees train+dev too
+        fitted = refit(config, fitted, {"train": train, "dev": dev}, work)
+        lexical = fit_companion(config, train + dev, predictor.lexical.blend_temperature if predictor.lexical else 1.0)
+        meta.temperature, meta.max_length = predictor.temperature, fitted.max_length
+        predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
+        predictor.lexical = lexical
     return predictor
 
 

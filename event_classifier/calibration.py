@@ -33,8 +33,13 @@ def fit_temperature(predictor, logits: np.ndarray, owner: list[int], y: np.ndarr
     """The temperature T (logits / T) that minimises the dev negative log-likelihood: of the true label's softmax
     probability when `y` holds label indices, or the binary cross-entropy of every label's sigmoid probability when
     `y` is a multi-hot matrix (multi_label)."""
+    return fit_scale(lambda temperature: predictor.combine(logits, owner, len(y), temperature=temperature), y)
+
+
+def fit_scale(probs_at, y: np.ndarray) -> float:
+    """The temperature that minimises the negative log-likelihood of `y` under `probs_at(temperature)`."""
     def nll(log_t: float) -> float:
-        probs = predictor.combine(logits, owner, len(y), temperature=float(np.exp(log_t)))
+        probs = probs_at(float(np.exp(log_t)))
         if y.ndim == 2:
             return float(log_loss(y.ravel(), probs.ravel(), labels=[0, 1]))
         return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean())

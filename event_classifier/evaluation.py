@@ -12,8 +12,8 @@ from typing import TypedDict
 
 import numpy as np
 
-from event_classifier.calibration import (coverage_curve, expected_calibration_error, fit_temperature, plot_coverage,
-                                         plot_reliability, tune_thresholds)
+from event_classifier.calibration import (coverage_curve, expected_calibration_error, fit_scale, fit_temperature,
+                                         plot_coverage, plot_reliability, tune_thresholds)
 from event_classifier.data import label_matrix, row_labels
 from event_classifier.errors import EventClassifierError
 from event_classifier.inference import Predictor
@@ -155,6 +155,10 @@ def evaluate_run(predictor: Predictor, splits: dict[str, list[dict]], outputs: d
     else:
         y_dev = np.array([predictor.labels.index(r["label"]) for r in splits["dev"]])
     predictor.temperature = fit_temperature(predictor, *passes["dev"][:2], y_dev)
+    if predictor.lexical is not None:  # then the blend with the companion, on the calibrated transformer's dev probabilities
+        dev_probs, own = predictor.combine(*passes["dev"]), predictor.lexical.predict_proba([r["text"] for r in splits["dev"]])
+        predictor.lexical.blend_temperature = fit_scale(
+            lambda t: predictor.lexical.mix(dev_probs, own, predictor.meta.lexical_weight, t), y_dev)
     if predictor.meta.multi_label:
         main = np.array([predictor.labels.index(r["label"]) for r in splits["dev"]])
         predictor.meta.thresholds = tune_thresholds(predictor.combine(*passes["dev"]), y_dev, main, predictor.labels)
@@ -162,6 +166,6 @@ def evaluate_run(predictor: Predictor, splits: dict[str, list[dict]], outputs: d
     for name, (logits, owner, n) in passes.items():
         texts = [r["text"] for r in splits[name]]
         results[name] = evaluate_rows(predictor, splits[name], (outputs or {}).get(name), name,
-                                      uncalibrated=predictor.blend(texts, predictor.combine(logits, owner, n, temperature=1.0)),
+                                      uncalibrated=predictor.blend(texts, predictor.combine(logits, owner, n, temperature=1.0), 1.0),
                                       probs=predictor.blend(texts, predictor.combine(logits, owner, n)))
     return results

@@ -118,12 +118,12 @@ class Predictor:
         ids, owner = self.windows(texts)
         return self.blend(texts, self.combine(self.window_logits(ids, progress), owner, len(texts)))
 
-    def blend(self, texts: list[str], probs: np.ndarray) -> np.ndarray:
-        """The transformer's probabilities with the lexical companion's mixed in at meta.lexical_weight (when it has one)."""
+    def blend(self, texts: list[str], probs: np.ndarray, temperature: float | None = None) -> np.ndarray:
+        """The transformer's probabilities with the lexical companion's mixed in at meta.lexical_weight, scaled by the
+        companion's blend temperature (or `temperature`), when the model has a companion."""
         if self.lexical is None:
             return probs
-        weight = self.meta.lexical_weight
-        return (1 - weight) * probs + weight * self.lexical.predict_proba(texts)
+        return self.lexical.mix(probs, self.lexical.predict_proba(texts), self.meta.lexical_weight, temperature)
 
     def predict(self, texts: list[str], progress: bool = False) -> list[dict]:
         """For each text: the label, its probability, the probability of every label, and `labels`.

@@ -27,17 +27,20 @@ class LexicalModel:
     """TF-IDF (word 1-2 grams, sublinear tf) and multinomial logistic regression, predicting in `labels` order."""
 
     def __init__(self, labels: list[str], vocabulary: list[str], idf: np.ndarray, coef: np.ndarray, bias: np.ndarray,
-                 ngram_range: tuple[int, int], sublinear_tf: bool):
+                 ngram_range: tuple[int, int], sublinear_tf: bool, blend_temperature: float = 1.0):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.labels, self.coef, self.bias = labels, coef, bias
+        # applied to the log of the blend (transformer + companion), fitted on dev: the companion's probabilities are
+        # flatter than the calibrated transformer's, so their mean would be under-confident
+        self.blend_temperature = blend_temperature
         self.ngram_range, self.sublinear_tf = tuple(ngram_range), sublinear_tf
         self.vectorizer = TfidfVectorizer(ngram_range=self.ngram_range, sublinear_tf=sublinear_tf,
                                           vocabulary={term: i for i, term in enumerate(vocabulary)})
         self.vectorizer.idf_ = idf  # a fixed vocabulary and idf: transform() needs no fitting
 
     @classmethod
-    def fit(cls, rows: list[dict], labels: list[str], seed: int = 0) -> "LexicalModel":
+    def fit(cls, rows: list[dict], labels: list[str], seed: int = 0, blend_temperature: float = 1.0) -> "LexicalModel":
         """Train on labelled rows (`text`, `label`) with the project's TF-IDF baseline recipe."""
         pipeline = train_baseline(rows, seed)
         vectorizer, classifier = pipeline.steps[0][1], pipeline.steps[1][1]
@@ -50,15 +53,24 @@ class LexicalModel:
         for row, label in enumerate(classes):
             full_coef[labels.index(label)], full_bias[labels.index(label)] = coef[row], bias[row]
         vocabulary = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get)
-        return cls(labels, vocabulary, vectorizer.idf_, full_coef, full_bias, vectorizer.ngram_range, vectorizer.sublinear_tf)
+        return cls(labels, vocabulary, vectorizer.idf_, full_coef, full_bias, vectorizer.ngram_range, vectorizer.sublinear_tf,
+                   blend_temperature)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return softmax(self.vectorizer.transform(texts) @ self.coef.T + self.bias, axis=1)
+
+    def mix(self, probs: np.ndarray, own: np.ndarray, weight: float, temperature: float | None = None) -> np.ndarray:
+        """The transformer's probabilities and this model's (`own`) mixed at `weight`, then scaled by the blend
+        temperature (this model's, unless `temperature` is given)."""
+        mixed = (1 - weight) * probs + weight * own
+        temperature = self.blend_temperature if temperature is None else temperature
+        return mixed if temperature == 1 else softmax(np.log(np.clip(mixed, 1e-12, None)) / temperature, axis=1)
 
     def save(self, directory: Path) -> None:
         vocabulary = sorted(self.vectorizer.vocabulary_, key=self.vectorizer.vocabulary_.get)
         atomic_write_json(Path(directory) / LEXICAL_FILE, {
             "labels": self.labels, "ngram_range": list(self.ngram_range), "sublinear_tf": self.sublinear_tf,
+            "blend_temperature": self.blend_temperature,
             "vocabulary": vocabulary, "idf": np.round(self.vectorizer.idf_, 6).tolist(),
             "coef": np.round(self.coef, 6).tolist(), "bias": np.round(self.bias, 6).tolist()})
 
@@ -73,7 +85,7 @@ class LexicalModel:
             raw = json.loads(path.read_text(encoding="utf-8"))
             model = cls(raw["labels"], raw["vocabulary"], np.asarray(raw["idf"], dtype=float),
                         np.asarray(raw["coef"], dtype=float), np.asarray(raw["bias"], dtype=float),
-                        raw["ngram_range"], bool(raw["sublinear_tf"]))
+                        raw["ngram_range"], bool(raw["sublinear_tf"]), float(raw["blend_temperature"]))
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
             raise EventClassifierError(f"{path}: not a valid lexical model ({type(exc).__name__}); {fix}") from None
         shapes_fit = model.coef.shape == (len(model.labels), len(model.vectorizer.vocabulary)) == (len(model.bias), len(model.vectorizer.idf_))
@@ -81,3 +93,10 @@ class LexicalModel:
             raise EventClassifierError(f"{path}: labels {model.labels} or weight shapes do not fit the model's labels "
                                        f"{labels}; {fix}")
         return model
+
+
+def fit_companion(config, rows: list[dict], blend_temperature: float = 1.0) -> LexicalModel | None:
+    """The companion a Config asks for (train.lexical_weight), on the rows its transformer trains on; None without."""
+    if not config.train.lexical_weight:
+        return None
+    return LexicalModel.fit(rows, config.label_names, config.train.seed, blend_temperature)

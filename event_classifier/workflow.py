@@ -17,7 +17,7 @@ from event_classifier.data import SPLITS, load_split, read_split
 from event_classifier.evaluation import Metrics, data_name, evaluate_run
 from event_classifier.inference import Ensemble, Predictor, check_same_labels
 from event_classifier.io import atomic_write_json, atomic_write_text
-from event_classifier.lexical import LexicalModel
+from event_classifier.lexical import LexicalModel, fit_companion
 from event_classifier.meta import ModelMeta
 from event_classifier.model import save_model
 from event_classifier.reports import model_card
@@ -51,17 +51,20 @@ def _train(config: Config, run: Run, resume: bool) -> dict:
     meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length, fallback_label=config.fallback_label,
                      stride=config.predict.stride, batch_size=config.predict.batch_size, precision=fitted.precision,
                      backbone=config.model.name, data=record, run=str(run.directory), task=config.model.task)
+    meta.lexical_weight = config.train.lexical_weight
     predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
-    predictor.lexical = _fit_lexical(config, meta, rows["train"])
+    predictor.lexical = fit_companion(config, rows["train"])
     test_folder = "selection_test" if config.train.refit else "test"
     evaluation = evaluate_run(predictor, {"dev": rows["dev"], test_folder: rows["test"]},
                               {split: run.directory / "evaluation" / split for split in ("dev", test_folder)}, calibrate=True)
     meta.temperature = predictor.temperature
     metrics = {"train": {**fitted.stats, "precision": fitted.precision, "max_length": fitted.max_length,
                          "temperature": meta.temperature}, **evaluation}
+    if predictor.lexical is not None:
+        metrics["train"]["lexical_blend_temperature"] = predictor.lexical.blend_temperature
     lexical = predictor.lexical
     if config.train.refit:
-        fitted, lexical = _refit(config, rows, run, fitted, meta, metrics, resume)
+        fitted, lexical = _refit(config, rows, run, fitted, meta, metrics, resume, lexical)
     save_model(fitted.model, fitted.tokenizer, run.model_dir, meta, lexical)
     atomic_write_text(run.model_dir / "README.md", model_card(meta, metrics, to_dict(config)))
     atomic_write_json(run.directory / "metrics.json", metrics)
@@ -71,25 +74,19 @@ def _train(config: Config, run: Run, resume: bool) -> dict:
 
 
 def _refit(config: Config, rows: dict[str, list[dict]], run: Run, selected, meta: ModelMeta, metrics: dict,
-           resume: bool):
-    """Train again on train+dev for the epoch count dev chose; keep the temperature fitted on dev by the selection
+           resume: bool, lexical: LexicalModel | None):
+    """Train again on train+dev for the epoch count dev chose; keep the temperatures fitted on dev by the selection
     run (the refit model has seen dev, so it cannot be calibrated on it) and score the refit model on test. Returns it
-    with its lexical companion (refitted on train+dev too)."""
+    with its lexical companion, refitted on train+dev too."""
     with stage_run(config, "refit"):
         fitted = refit(config, selected, rows, run.directory, resume=resume)
     meta.max_length = fitted.max_length
     predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
-    predictor.lexical = _fit_lexical(config, meta, rows["train"] + rows["dev"])
+    predictor.lexical = fit_companion(config, rows["train"] + rows["dev"], lexical.blend_temperature if lexical else 1.0)
     metrics["test"] = evaluate_run(predictor, {"test": rows["test"]}, {"test": run.directory / "evaluation" / "test"})["test"]
     metrics["refit"] = {**fitted.stats, "paragraphs": len(rows["train"]) + len(rows["dev"]),
                         "selection_test_macro_f1": metrics["selection_test"]["macro_f1"]}
     return fitted, predictor.lexical
-
-
-def _fit_lexical(config: Config, meta: ModelMeta, rows: list[dict]):
-    """The TF-IDF companion on the transformer's training rows, when train.lexical_weight asks for one (seconds)."""
-    meta.lexical_weight = config.train.lexical_weight
-    return LexicalModel.fit(rows, meta.label_names, config.train.seed) if meta.lexical_weight else None
 
 
 def train_seeds(config: Config, seeds: list[int], overwrite: bool = False) -> dict:

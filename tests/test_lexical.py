@@ -77,14 +77,19 @@ def test_training_saves_the_companion_fitted_on_train_and_dev_and_its_scores_are
     predictor = Predictor(model_dir, precision="fp32")
     refitted = LexicalModel.fit(train_dev, LABELS, seed=42)  # the refit companion: train+dev, the run's seed
     np.testing.assert_allclose(predictor.lexical.predict_proba(texts), refitted.predict_proba(texts), atol=1e-5)
+    metrics = json.loads((run / "metrics.json").read_text())
+    blend_temperature = predictor.lexical.blend_temperature  # fitted on dev by the selection run, kept by the refit
+    assert blend_temperature == metrics["train"]["lexical_blend_temperature"] and blend_temperature != pytest.approx(1, abs=0.05)
     blended = predictor.predict_proba(texts)
     predictor.lexical = None
     alone = predictor.predict_proba(texts)
-    np.testing.assert_allclose(blended, 0.5 * alone + 0.5 * refitted.predict_proba(texts), atol=1e-5)
+    mixed = 0.5 * alone + 0.5 * refitted.predict_proba(texts)
+    scaled = np.exp(np.log(mixed) / blend_temperature)
+    np.testing.assert_allclose(blended, scaled / scaled.sum(axis=1, keepdims=True), atol=1e-5)
+    assert (blended.argmax(axis=1) == mixed.argmax(axis=1)).all()  # a temperature changes confidence, not labels
     # the words carry the labels, so the companion lifts a transformer that has barely trained
     truth = np.array([LABELS.index(r["label"]) for r in test])
     assert (blended.argmax(axis=1) == truth).mean() > (alone.argmax(axis=1) == truth).mean()
-    metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test"]["lexical_weight"] == 0.5
     assert "Lexical companion" in (model_dir / "README.md").read_text()
     assert evaluate_main([str(run), "--output-dir", str(tmp / "ev")]) == 0
