@@ -85,7 +85,7 @@ def test_an_earlier_run_joins_the_table_only_with_the_same_folds(tmp_path):
     both = real_news.main(["--case", str(case), "--folds", "2", "--systems", "tfidf", "--include-from",
                            str(tmp_path / "a" / "real_news.json"), "--include-from", str(tmp_path / "a" / "seed7.json"),
                            "--output-dir", str(tmp_path / "d")])
-    assert {"plain", "plain@seed7", "plainx2", "plain+tfidf", "plainx2+tfidf"} <= set(both)
+    assert {"plain", "plain@seed7", "plainx2", "plain+tfidf", "plain@seed7+tfidf", "plainx2+tfidf"} <= set(both)
     saved_probs = {k: np.array(v) for k, v in json.loads((tmp_path / "d" / "real_news.json").read_text())["oof_probs"].items()}
     assert np.allclose(saved_probs["plainx2"], 0.5, atol=1e-5)  # (p + (1 - p)) / 2
     assert np.allclose(saved_probs["plainx2+tfidf"], (saved_probs["plainx2"] + saved_probs["tfidf"]) / 2)
