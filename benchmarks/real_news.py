@@ -16,8 +16,9 @@ pooled macro-F1 gets a bootstrap 95 % interval, per-class F1 and per-CASE-subtyp
              our corpus adds on top of the real snippets.
 - A+B:       for every two trained systems, the ensemble averaging their probabilities (what
              `predict.py --model A --model B` does), from the same folds at no extra training; with tfidf in the
-             run, also every trained run (each seed and lever) and seed average + tfidf: the transformer with its
-             lexical companion at weight 0.5 (`train.lexical_weight`).
+             run, also every plain and two_stage run (each seed and lever) and seed average + tfidf: the
+             transformer with its lexical companion at weight 0.5 (`train.lexical_weight`; a project config carries
+             its own).
 - NAMExK:    the average of K runs of one recipe that differ only by seed (`--train-seed` runs joined by
              `--include-from`), e.g. two_stagex3, or two_stagex3@ep8 for three seeds at 8 epochs.
 - project:   a project config (`--project-config`, default configs/news.yaml) trained the way `train.py` trains it:
@@ -278,8 +279,10 @@ def main(argv: list[str] | None = None) -> dict:
         seconds[average] = sum(seconds[name] for name in seeds)
         averaged.append(average)
     pairs = [(a, b) for i, a in enumerate(trained) for b in trained[i + 1:]]
-    if "tfidf" in probs:  # every trained run with its lexical companion: what train.lexical_weight=0.5 ships
-        pairs += [(name, "tfidf") for name in systems + averaged if name.split("@")[0] in TRAINED or name in averaged]
+    if "tfidf" in probs:  # every trained run with its lexical companion: what train.lexical_weight=0.5 ships (a project
+        # config carries its own train.lexical_weight)
+        pairs += [(name, "tfidf") for name in systems + averaged
+                  if re.sub(r"x\d+$", "", name.split("@")[0]) in {"plain", "two_stage"}]
     for first, second in pairs:
         probs[f"{first}+{second}"] = (probs[first] + probs[second]) / 2  # an ensemble of the two: no extra training
         seconds[f"{first}+{second}"] = seconds[first] + seconds[second]

@@ -45,7 +45,7 @@ def test_benchmark_runs_every_system_on_the_tiny_model(tmp_path):
     results = real_news.main(["--case", str(case), "--folds", "2", "--epochs", "2", "--output-dir", str(tmp_path / "out"),
                               "--project-config", tiny, "--project-from-corpus", *overrides])
     assert set(results) == set(real_news.SYSTEMS) | {"plain+two_stage", "plain+project", "two_stage+project", "plain+tfidf",
-                                                     "two_stage+tfidf", "project+tfidf"}
+                                                     "two_stage+tfidf"}
     expected = (np.array(results["plain"]["confusion_matrix"]).sum(), np.array(results["plain+two_stage"]["confusion_matrix"]).sum())
     assert expected == (80, 80)
     saved = json.loads((tmp_path / "out" / "real_news.json").read_text())
