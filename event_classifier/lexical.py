@@ -88,7 +88,8 @@ class LexicalModel:
                         raw["ngram_range"], bool(raw["sublinear_tf"]), float(raw["blend_temperature"]))
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
             raise EventClassifierError(f"{path}: not a valid lexical model ({type(exc).__name__}); {fix}") from None
-        shapes_fit = model.coef.shape == (len(model.labels), len(model.vectorizer.vocabulary)) == (len(model.bias), len(model.vectorizer.idf_))
+        terms = len(model.vectorizer.vocabulary)
+        shapes_fit = model.coef.shape == (len(model.labels), terms) and (len(model.bias), len(model.vectorizer.idf_)) == model.coef.shape
         if model.labels != labels or not shapes_fit:
             raise EventClassifierError(f"{path}: labels {model.labels} or weight shapes do not fit the model's labels "
                                        f"{labels}; {fix}")
