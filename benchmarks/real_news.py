@@ -143,7 +143,7 @@ def project_fit(config: Config, case_train: list[dict], work: Path) -> Predictor
     evaluate_run(predictor, {"dev": dev}, calibrate=True)  # the temperatures, fitted on dev as train.py fits them
     if config.train.refit:  # the refit keeps them, and its companion sees train+dev too
         fitted = refit(config, fitted, {"train": train, "dev": dev}, work)
-        lexical = fit_companion(config, train + dev, predictor.lexical.blend_temperature if predictor.lexical else 1.0)
+        lexical = fit_companion(config, train + dev, selected=predictor.lexical)
         meta.temperature, meta.max_length = predictor.temperature, fitted.max_length
         predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
         predictor.lexical = lexical

@@ -96,8 +96,9 @@ class LexicalModel:
         return model
 
 
-def fit_companion(config, rows: list[dict], blend_temperature: float = 1.0) -> LexicalModel | None:
-    """The companion a Config asks for (train.lexical_weight), on the rows its transformer trains on; None without."""
+def fit_companion(config, rows: list[dict], selected: LexicalModel | None = None) -> LexicalModel | None:
+    """The companion a Config asks for (train.lexical_weight), on the rows its transformer trains on; None without.
+    For a refit, `selected` is the selection run's companion, whose blend temperature (fitted on dev) is kept."""
     if not config.train.lexical_weight:
         return None
-    return LexicalModel.fit(rows, config.label_names, config.train.seed, blend_temperature)
+    return LexicalModel.fit(rows, config.label_names, config.train.seed, selected.blend_temperature if selected else 1.0)

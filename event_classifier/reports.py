@@ -98,8 +98,9 @@ def model_card(meta: "ModelMeta", metrics: dict, config: dict) -> str:
         *([f"Task multi_label: a sigmoid per label; thresholds tuned on dev (a label joins `labels` at or above its "
            f"threshold): {', '.join(f'{k} {v:g}' for k, v in meta.thresholds.items())}."] if meta.multi_label else []),
         *([f"Lexical companion: TF-IDF + logistic regression trained on the same rows (`lexical.json`), {meta.lexical_weight:g} "
-           "of every prediction's probabilities; the temperature applies to the transformer's share, and explanations "
-           "attribute that share."] if meta.lexical_weight else []),
+           "of every prediction's probabilities; the temperature above scales the transformer's share, a blend "
+           "temperature fitted on dev (in `lexical.json`) the mean, and explanations attribute the transformer's "
+           "share."] if meta.lexical_weight else []),
         "", "## Config", "", "```yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True).strip(), "```", "",
     ]
     return "\n".join(lines)

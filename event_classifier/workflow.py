@@ -50,8 +50,8 @@ def _train(config: Config, run: Run, resume: bool) -> dict:
 
     meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length, fallback_label=config.fallback_label,
                      stride=config.predict.stride, batch_size=config.predict.batch_size, precision=fitted.precision,
-                     backbone=config.model.name, data=record, run=str(run.directory), task=config.model.task)
-    meta.lexical_weight = config.train.lexical_weight
+                     backbone=config.model.name, data=record, run=str(run.directory), task=config.model.task,
+                     lexical_weight=config.train.lexical_weight)
     predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
     predictor.lexical = fit_companion(config, rows["train"])
     test_folder = "selection_test" if config.train.refit else "test"
@@ -82,7 +82,7 @@ def _refit(config: Config, rows: dict[str, list[dict]], run: Run, selected, meta
         fitted = refit(config, selected, rows, run.directory, resume=resume)
     meta.max_length = fitted.max_length
     predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
-    predictor.lexical = fit_companion(config, rows["train"] + rows["dev"], lexical.blend_temperature if lexical else 1.0)
+    predictor.lexical = fit_companion(config, rows["train"] + rows["dev"], selected=lexical)
     metrics["test"] = evaluate_run(predictor, {"test": rows["test"]}, {"test": run.directory / "evaluation" / "test"})["test"]
     metrics["refit"] = {**fitted.stats, "paragraphs": len(rows["train"]) + len(rows["dev"]),
                         "selection_test_macro_f1": metrics["selection_test"]["macro_f1"]}
