@@ -92,12 +92,13 @@ def case_folds(rows: list[dict], k: int, seed: int) -> list[np.ndarray]:
 
 
 def plain_finetune(init: str, train_rows: list[dict], labels: list[str], epochs: float, seed: int, work: Path,
-                   batch_size: int = 16, learning_rate: float = 5e-5, label_smoothing: float = 0.0) -> Predictor:
-    """The plain recipe: Trainer, class-weighted loss, fixed epochs, fp32, the last epoch's weights (and, as a lever,
-    label smoothing)."""
+                   batch_size: int = 16, learning_rate: float = 5e-5, label_smoothing: float = 0.0,
+                   pooling: str = "cls") -> Predictor:
+    """The plain recipe: Trainer, class-weighted loss, fixed epochs, fp32, the last epoch's weights (and, as levers,
+    label smoothing and the head's pooling)."""
     set_seed(seed)
     texts = [r["text"] for r in train_rows]
-    model, tokenizer = load_backbone(init, labels, work, texts, seed)
+    model, tokenizer = load_backbone(init, labels, work, texts, seed, pooling=pooling)
     max_length = choose_max_length(tokenizer, model, texts, None)
     ids = {label: i for i, label in enumerate(labels)}
     data = Dataset.from_dict({"text": texts, "label": [ids[r["label"]] for r in train_rows]}).map(
@@ -173,6 +174,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "system (plain, two_stage, project); they are named NAME@lsX, apart from the seeds' average")
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="a lever: peak learning rate of every trained "
                         "system (plain, two_stage, project); another value than 5e-5 names them NAME@lrX")
+    parser.add_argument("--pooling", choices=("cls", "mean"), default="cls", help="a lever: what the head of every "
+                        "trained system reads (model.pooling), the corpus model's too when trained here; mean names them NAME@mean")
     parser.add_argument("--tag", default=None, help="a lever no other flag names (e.g. a new batch of our corpus): every "
                         "system of this run is named NAME@TAG, so that --include-from keeps the earlier run's rows beside it")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {', '.join(SYSTEMS)}")
@@ -189,6 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
     args, rest = parser.parse_known_args(argv)
     started = time.perf_counter()
     config = load_config(args.config, rest + args.overrides)
+    config.model.pooling = args.pooling
     systems = [s for s in args.systems.split(",") if s]
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
@@ -219,9 +223,10 @@ def main(argv: list[str] | None = None) -> dict:
     suffix = "".join(tag for tag, chosen in [(f"@seed{train_seed}", train_seed != args.seed),
                                              (f"@ls{args.label_smoothing:g}", bool(args.label_smoothing)),
                                              (f"@lr{args.learning_rate:g}", other_learning_rate),
-                                             (f"@ep{args.epochs:g}", other_epochs)] if chosen) + run_tag
+                                             (f"@ep{args.epochs:g}", other_epochs),
+                                             ("@mean", args.pooling == "mean")] if chosen) + run_tag
     if project is not None:
-        project.train.seed = train_seed
+        project.train.seed, project.model.pooling = train_seed, args.pooling
         project.train.label_smoothing = args.label_smoothing or project.train.label_smoothing
         if other_learning_rate:
             project.train.learning_rate = args.learning_rate
@@ -230,10 +235,12 @@ def main(argv: list[str] | None = None) -> dict:
     probs = {name: np.zeros((len(rows), len(labels))) for name in systems}
     seconds: dict[str, float] = defaultdict(float)
     corpus_model = args.corpus_model
+    run_tag_of = {}  # a system's tag beyond the run's --tag: the corpus model's pooling when it is trained here
     if {"corpus", "two_stage"} & set(systems) or args.project_from_corpus:
         if corpus_model is None:
             start = time.perf_counter()
             corpus_model = str(train_corpus_model(config, work))
+            run_tag_of["corpus"] = "@mean" if args.pooling == "mean" else ""
             seconds["corpus"] += (time.perf_counter() - start) * len(folds)  # one model serves every fold
             print(f"corpus model trained in {time.perf_counter() - start:.0f} s", flush=True)
         if project is not None and args.project_from_corpus:
@@ -252,7 +259,8 @@ def main(argv: list[str] | None = None) -> dict:
             elif name in {"plain", "two_stage"}:
                 init = config.model.name if name == "plain" else corpus_model
                 predictor = plain_finetune(init, train_rows, labels, args.epochs, train_seed, work / f"{name}-{number}",
-                                           learning_rate=args.learning_rate, label_smoothing=args.label_smoothing)
+                                           learning_rate=args.learning_rate, label_smoothing=args.label_smoothing,
+                                           pooling=args.pooling)
                 probs[name][test_idx] = predictor.predict_proba(test_texts)
             elif name == "project":
                 predictor = project_fit(project, train_rows, work / f"project-{number}")
@@ -260,9 +268,9 @@ def main(argv: list[str] | None = None) -> dict:
             seconds[name] += time.perf_counter() - start
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
-    if suffix:
+    if suffix or run_tag_of:
         for name in list(probs):
-            tagged = name + (suffix if name in TRAINED else run_tag)
+            tagged = name + (suffix if name in TRAINED else run_tag_of.get(name, "") + run_tag)
             if tagged != name:
                 probs[tagged], seconds[tagged] = probs.pop(name), seconds.pop(name)
         systems = list(probs)

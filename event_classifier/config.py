@@ -71,6 +71,8 @@ class ModelConfig:
     # secondary ones (`also` in the data): a sigmoid per label, BCE loss, per-label thresholds tuned on dev
     attention_dropout: Optional[float] = None  # dropout on attention probabilities in training; None = the backbone's
     # own (0.1 for MiniLM). 0 lets PyTorch's fused attention kernel run in training (benchmarks/speed.py)
+    pooling: str = "cls"  # what the head reads: cls, BERT's pooler over the [CLS] token (transformers' default); mean,
+    # the mean of the token states, the sentence embedding all-MiniLM-L6-v2 was trained to give (BERT-family backbones)
 
 
 @dataclass
@@ -211,6 +213,8 @@ def validate(config: Config, path: Path | str) -> None:
     if config.fallback_label is not None and config.fallback_label not in names:
         raise EventClassifierError(f"{path}: fallback_label {config.fallback_label!r} is not one of the labels {names}; "
                                    "set fallback_label to one of them, or to null to flag uncertain predictions only")
+    if config.model.pooling not in ("cls", "mean"):
+        raise EventClassifierError(f"{path}: model.pooling must be cls or mean, got {config.model.pooling!r}")
     if config.model.attention_dropout is not None and not 0 <= config.model.attention_dropout < 1:
         raise EventClassifierError(f"{path}: model.attention_dropout must be in [0, 1) or null, got {config.model.attention_dropout!r}")
     if config.model.task not in TASKS:

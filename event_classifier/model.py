@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel
+from transformers import BertForSequenceClassification, PreTrainedTokenizerFast
+from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging as hf_logging
 
 from event_classifier.errors import EventClassifierError
@@ -21,7 +22,36 @@ from event_classifier.runs import resolve_model_dir
 ATTENTION_DROPOUT = "attention_probs_dropout_prob"  # the BERT-family config field model.attention_dropout sets
 MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 TINY_RANDOM_BERT = "tiny-random-bert"
+POOLING = "classifier_pooling"  # the config.json field that says how a head pools tokens (as ModernBERT's config names it)
+POOLINGS = ("cls", "mean")
 logger = logging.getLogger(__name__)
+
+
+class MeanPoolingBertForSequenceClassification(BertForSequenceClassification):
+    """BERT with its classification head on the mean of the token states (padding left out) instead of the pooler
+    over [CLS]: the sentence embedding that sentence-transformers backbones such as all-MiniLM-L6-v2 were trained to
+    give. Same modules and names as BertForSequenceClassification (the pooler stays, unused), so int8, ONNX export and
+    explanations treat it alike; config.json says `classifier_pooling: mean`, and load_checkpoint picks this class."""
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
+                labels=None, **kwargs) -> SequenceClassifierOutput:
+        outputs = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                            position_ids=position_ids, inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
+        states = outputs.last_hidden_state
+        mask = (torch.ones(states.shape[:2], device=states.device) if attention_mask is None else attention_mask)
+        mask = mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        logits = self.classifier(self.dropout(pooled))
+        loss = None if labels is None else self.loss_function(labels=labels, pooled_logits=logits, config=self.config)
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                                        attentions=outputs.attentions)
+
+
+def classifier_class(pooling: str) -> type:
+    """The class that runs a classifier pooling tokens this way (`classifier_pooling` in its config.json)."""
+    if pooling == "mean":
+        return MeanPoolingBertForSequenceClassification
+    return AutoModelForSequenceClassification
 
 
 @functools.lru_cache(maxsize=1)
@@ -107,9 +137,10 @@ def resolve_backbone(name: str) -> str:
 
 
 def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str], seed: int, task: str = "single_label",
-                  attention_dropout: float | None = None):
+                  attention_dropout: float | None = None, pooling: str = "cls"):
     """A sequence-classification model with a fresh head for `labels` (a sigmoid head when `task` is multi_label),
-    and its tokenizer; `attention_dropout` replaces the backbone's dropout on attention probabilities."""
+    and its tokenizer; `attention_dropout` replaces the backbone's dropout on attention probabilities; `pooling`
+    mean puts the head on the mean of the token states (MeanPoolingBertForSequenceClassification)."""
     if name == TINY_RANDOM_BERT:  # built once per run, so a resumed run finds the same vocabulary
         path = work_dir / "tiny_backbone"
         if not (path / "config.json").exists():
@@ -124,11 +155,17 @@ def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str]
     id2label = dict(enumerate(labels))
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(
+        config = AutoConfig.from_pretrained(
             path, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
             problem_type=MULTI_LABEL_PROBLEM if task == "multi_label" else "single_label_classification",
-            **({} if attention_dropout is None else {ATTENTION_DROPOUT: attention_dropout}),
         )
+        setattr(config, POOLING, pooling)
+        if attention_dropout is not None:
+            setattr(config, ATTENTION_DROPOUT, attention_dropout)
+        if pooling == "mean" and config.model_type != "bert":
+            raise EventClassifierError(f"model.pooling mean: backbone {name!r} is a {config.model_type} model and mean "
+                                       "pooling is built for BERT-family backbones (all-MiniLM-L6-v2 is one); use model.pooling: cls")
+        model = classifier_class(pooling).from_pretrained(path, config=config)
     except (OSError, ValueError) as exc:
         raise EventClassifierError(
             f"model.name {name!r}: cannot load it ({str(exc).splitlines()[0]}); give a local model folder, "
@@ -167,7 +204,7 @@ def load_checkpoint(directory: str | Path):
         return load_onnx(directory)
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = AutoModelForSequenceClassification.from_pretrained(directory)
+        model = classifier_class(getattr(AutoConfig.from_pretrained(directory), POOLING, "cls")).from_pretrained(directory)
     except Exception as exc:  # noqa: BLE001 - any load failure means an unusable checkpoint
         raise EventClassifierError(
             f"{directory}: cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "

@@ -186,7 +186,7 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
     label_ids = {label: i for i, label in enumerate(labels)}
     texts = [r["text"] for r in rows["train"]]
     model, tokenizer = load_backbone(config.model.name, labels, work_dir or run_dir, texts, config.train.seed, config.model.task,
-                                     config.model.attention_dropout)
+                                     config.model.attention_dropout, config.model.pooling)
     max_length = choose_max_length(tokenizer, model, texts, config.model.max_length)
     precision = resolve_precision(config.train.precision)
 

@@ -1,0 +1,74 @@
+"""model.pooling: mean puts the head on the mean of the token states; the choice travels with the model."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_corpus, write_jsonl
+from event_classifier.cli import prepare_main, train_main
+from event_classifier.config import load_config
+from event_classifier.errors import EventClassifierError
+from event_classifier.explain import Explainer
+from event_classifier.inference import Predictor, quantize_int8
+from event_classifier.model import MeanPoolingBertForSequenceClassification, build_tiny_bert, load_backbone, load_checkpoint
+from event_classifier.onnx_backend import export_onnx
+
+
+@pytest.fixture(scope="module")
+def mean_run(tmp_path_factory):
+    """A tiny run whose head reads the mean of the token states."""
+    tmp = tmp_path_factory.mktemp("pooling")
+    corpus = write_jsonl(tmp / "c.jsonl", make_corpus())
+    args = ["--config", "configs/tiny.yaml", f"--data.paragraphs={corpus}", f"--data.prepared_dir={tmp / 'p'}",
+            f"--train.output_dir={tmp / 'runs'}", "--train.run_name=mean", "--train.epochs=12", "--train.precision=fp32",
+            "--model.pooling=mean"]
+    assert prepare_main(args) == 0
+    assert train_main(args) == 0
+    return tmp / "runs" / "mean" / "model"
+
+
+def test_the_saved_model_pools_by_the_mean_of_the_unpadded_token_states(mean_run):
+    assert json.loads((mean_run / "config.json").read_text())["classifier_pooling"] == "mean"
+    model, tokenizer, meta, _ = load_checkpoint(mean_run)
+    assert type(model) is MeanPoolingBertForSequenceClassification
+    texts = ["Troops entered the town.", "Ministers signed an agreement after long talks in the capital on monday."]
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        states = model.bert(**batch).last_hidden_state
+        by_hand = torch.stack([model.classifier(states[i, batch["attention_mask"][i].bool()].mean(dim=0)) for i in range(2)])
+        assert torch.allclose(model(**batch).logits, by_hand, atol=1e-5)
+        pooled_by_cls = model.classifier(model.bert.pooler(states))
+    assert not torch.allclose(by_hand, pooled_by_cls, atol=1e-3)  # the [CLS] head would answer otherwise
+    # the pooling learnt the words: the run scores its test split well above chance
+    metrics = json.loads((mean_run.parent / "metrics.json").read_text())
+    assert metrics["test"]["macro_f1"] > 0.6
+
+
+def test_the_onnx_export_int8_and_explanations_run_the_mean_head(mean_run, tmp_path):
+    texts = [r["text"] for r in make_corpus(seed=5)][:10]
+    expected = Predictor(mean_run, precision="fp32").predict_proba(texts)
+    np.testing.assert_allclose(Predictor(export_onnx(mean_run, tmp_path / "onnx")).predict_proba(texts), expected, atol=1e-3)
+    model, _, _, _ = load_checkpoint(mean_run)
+    quantized = quantize_int8(model)
+    assert type(quantized) is MeanPoolingBertForSequenceClassification
+    assert type(quantized.classifier) is torch.nn.Linear  # the head stays fp32
+    evidence = Explainer(Predictor(mean_run, precision="fp32"), top_k=3).explain(texts[:2])
+    assert all(len(words) == 3 for words in evidence)
+
+
+def test_a_bad_pooling_value_is_a_one_line_error_naming_the_config():
+    with pytest.raises(EventClassifierError, match=r"configs/tiny.yaml: model.pooling must be cls or mean, got 'max'"):
+        load_config("configs/tiny.yaml", ["--model.pooling=max"])
+
+
+def test_mean_pooling_on_a_backbone_outside_the_bert_family_is_refused(tmp_path):
+    from transformers import DistilBertConfig, DistilBertModel
+
+    folder = build_tiny_bert([r["text"] for r in make_corpus()], tmp_path / "distil")  # its tokenizer, another model
+    DistilBertModel(DistilBertConfig(vocab_size=1000, dim=32, n_layers=1, n_heads=2, hidden_dim=64)).save_pretrained(folder)
+    with pytest.raises(EventClassifierError, match=r"model.pooling mean: backbone .* is a distilbert model.*use model.pooling: cls"):
+        load_backbone(str(folder), ["a", "b"], tmp_path, [], seed=0, pooling="mean")
+    model, _ = load_backbone(str(folder), ["a", "b"], tmp_path, [], seed=0)  # the default head loads it
+    assert model.config.model_type == "distilbert"
