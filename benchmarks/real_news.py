@@ -19,6 +19,7 @@ pooled macro-F1 gets a bootstrap 95 % interval, per-class F1 and per-CASE-subtyp
              run, also every plain and two_stage run (each seed and lever) and seed average + tfidf: the
              transformer with its lexical companion at weight 0.5 (`train.lexical_weight`; a project config carries
              its own).
+- NAME@mean: with `--pooling mean`, the trained systems' heads read the mean of the token states (model.pooling).
 - NAMExK:    the average of K runs of one recipe that differ only by seed (`--train-seed` runs joined by
              `--include-from`), e.g. two_stagex3, or two_stagex3@ep8 for three seeds at 8 epochs.
 - project:   a project config (`--project-config`, default configs/news.yaml) trained the way `train.py` trains it:
@@ -57,7 +58,7 @@ from event_classifier.inference import Predictor
 from event_classifier.io import atomic_write_json, atomic_write_text, sha256_of
 from event_classifier.lexical import fit_companion
 from event_classifier.meta import ModelMeta
-from event_classifier.model import load_backbone
+from event_classifier.model import POOLING, load_backbone
 from event_classifier.sources import read_source
 from event_classifier.training import _weighted_loss, choose_max_length, class_weights, fit, refit
 
@@ -175,7 +176,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="a lever: peak learning rate of every trained "
                         "system (plain, two_stage, project); another value than 5e-5 names them NAME@lrX")
     parser.add_argument("--pooling", choices=("cls", "mean"), default="cls", help="a lever: what the head of every "
-                        "trained system reads (model.pooling), the corpus model's too when trained here; mean names them NAME@mean")
+                        "trained system reads (model.pooling), the corpus model's too when trained here; mean names them NAME@mean "
+                        "(and corpus@mean for a corpus model with a mean-pooling head)")
     parser.add_argument("--tag", default=None, help="a lever no other flag names (e.g. a new batch of our corpus): every "
                         "system of this run is named NAME@TAG, so that --include-from keeps the earlier run's rows beside it")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {', '.join(SYSTEMS)}")
@@ -186,6 +188,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--include-from", action="append", default=[], help="real_news.json of an earlier run with the "
                         "same folds, seed and snippets: its systems' out-of-fold probabilities join this table (and its "
                         "ensembles); repeat it to join several runs, e.g. seeds trained side by side")
+    parser.add_argument("--ensemble", action="append", default=[], help="A+B[+C...]: also score the mean of these "
+                        "systems' probabilities (any in the table, joined ones too), e.g. plain@mean+two_stage@ep8+tfidf")
     parser.add_argument("--output-dir", default="runs/benchmarks/real_news")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N snippets (smoke tests)")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. --model.name=tiny-random-bert")
@@ -212,6 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
         if not same:
             raise SystemExit(f"{earlier_path}: other folds, seed or snippets; rerun those systems here instead")
         earlier_runs.append(earlier)
+    if any(len(spec.split("+")) < 2 for spec in args.ensemble):
+        parser.error(f"--ensemble {args.ensemble}: name two or more systems joined by '+', e.g. plain+tfidf")
     if args.tag is not None and not re.fullmatch(r"[\w.-]+", args.tag):
         parser.error(f"--tag {args.tag!r}: use letters, digits, '.', '_' or '-'")
     train_seed = args.seed if args.train_seed is None else args.train_seed
@@ -235,16 +241,17 @@ def main(argv: list[str] | None = None) -> dict:
     probs = {name: np.zeros((len(rows), len(labels))) for name in systems}
     seconds: dict[str, float] = defaultdict(float)
     corpus_model = args.corpus_model
-    run_tag_of = {}  # a system's tag beyond the run's --tag: the corpus model's pooling when it is trained here
+    run_tag_of = {}  # a system's tag beyond the run's --tag: the corpus model's pooling
     if {"corpus", "two_stage"} & set(systems) or args.project_from_corpus:
         if corpus_model is None:
             start = time.perf_counter()
             corpus_model = str(train_corpus_model(config, work))
-            run_tag_of["corpus"] = "@mean" if args.pooling == "mean" else ""
             seconds["corpus"] += (time.perf_counter() - start) * len(folds)  # one model serves every fold
             print(f"corpus model trained in {time.perf_counter() - start:.0f} s", flush=True)
         if project is not None and args.project_from_corpus:
             project.model.name = corpus_model
+    if corpus_model is not None and json.loads((Path(corpus_model) / "config.json").read_text()).get(POOLING) == "mean":
+        run_tag_of["corpus"] = "@mean"
     if "corpus" in systems:
         probs["corpus"] = Predictor(corpus_model, precision="fp32").predict_proba([r["text"] for r in rows])
     for number, test_idx in enumerate(folds, start=1):
@@ -291,9 +298,15 @@ def main(argv: list[str] | None = None) -> dict:
         # config carries its own train.lexical_weight)
         pairs += [(name, "tfidf") for name in systems + averaged
                   if re.sub(r"x\d+$", "", name.split("@")[0]) in {"plain", "two_stage"}]
-    for first, second in pairs:
-        probs[f"{first}+{second}"] = (probs[first] + probs[second]) / 2  # an ensemble of the two: no extra training
-        seconds[f"{first}+{second}"] = seconds[first] + seconds[second]
+    ensembles = [(first, second) for first, second in pairs] + [tuple(spec.split("+")) for spec in args.ensemble]
+    for members in ensembles:  # the mean of their probabilities (predict.py --model A --model B): no extra training
+        missing = [name for name in members if name not in probs]
+        if missing:
+            print(f"--ensemble {'+'.join(members)}: not scored, no system {', '.join(missing)} in this table "
+                  f"(it holds {', '.join(sorted(probs))})", file=sys.stderr)
+            continue
+        probs["+".join(members)] = np.mean([probs[name] for name in members], axis=0)
+        seconds["+".join(members)] = sum(seconds[name] for name in members)
     results = {}
     for name in probs:
         metrics = score_predictions(rows, probs[name], labels)

@@ -89,6 +89,14 @@ def test_an_earlier_run_joins_the_table_only_with_the_same_folds(tmp_path):
     saved_probs = {k: np.array(v) for k, v in json.loads((tmp_path / "d" / "real_news.json").read_text())["oof_probs"].items()}
     assert np.allclose(saved_probs["plainx2"], 0.5, atol=1e-5)  # (p + (1 - p)) / 2
     assert np.allclose(saved_probs["plainx2+tfidf"], (saved_probs["plainx2"] + saved_probs["tfidf"]) / 2)
+    chosen = real_news.main(["--case", str(case), "--folds", "2", "--systems", "tfidf", "--include-from",
+                             str(tmp_path / "a" / "real_news.json"), "--include-from", str(tmp_path / "a" / "seed7.json"),
+                             "--ensemble", "plain@seed7+plain+tfidf", "--ensemble", "plain+nothing", "--output-dir", str(tmp_path / "f")])
+    chosen_probs = {k: np.array(v) for k, v in json.loads((tmp_path / "f" / "real_news.json").read_text())["oof_probs"].items()}
+    assert np.allclose(chosen_probs["plain@seed7+plain+tfidf"], (1 + saved_probs["tfidf"]) / 3, atol=1e-5)  # ((1 - p) + p + p) / 3
+    assert "plain+nothing" not in chosen  # a name the table lacks is reported, not scored
+    with pytest.raises(SystemExit):
+        real_news.main(["--case", str(case), "--folds", "2", "--systems", "tfidf", "--ensemble", "plain", "--output-dir", str(tmp_path / "g")])
     with pytest.raises(SystemExit, match="missing.json: not found"):
         real_news.main(["--case", str(case), "--folds", "2", "--systems", "tfidf", "--include-from",
                         str(tmp_path / "missing.json"), "--output-dir", str(tmp_path / "e")])
