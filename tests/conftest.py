@@ -55,15 +55,16 @@ def _project_root(monkeypatch):
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
 
 
-def train_tiny_run(tmp: Path, epochs: int = 20) -> tuple[Path, Path]:
-    """prepare -> train through the command-line entry points on the inline corpus; returns (corpus, run folder)."""
+def train_tiny_run(tmp: Path, epochs: int = 20, *options: str) -> tuple[Path, Path]:
+    """prepare -> train through the command-line entry points on the inline corpus, with any config `options`
+    (e.g. --model.pooling=mean); returns (corpus, run folder). The splits are in tmp/prepared."""
     import os
 
     from event_classifier.cli import prepare_main, train_main
 
     corpus = write_jsonl(tmp / "paragraphs" / "c.jsonl", make_corpus())
     args = ["--config", "configs/tiny.yaml", f"--data.paragraphs={corpus}", f"--data.prepared_dir={tmp / 'prepared'}",
-            f"--train.output_dir={tmp / 'runs'}", "--train.run_name=r1", f"--train.epochs={epochs}"]
+            f"--train.output_dir={tmp / 'runs'}", "--train.run_name=r1", f"--train.epochs={epochs}", *options]
     os.chdir(Path(__file__).resolve().parent.parent)
     assert prepare_main(args) == 0
     assert train_main(args) == 0

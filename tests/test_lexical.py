@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from event_classifier.baseline import train_baseline
-from event_classifier.cli import evaluate_main, prepare_main, train_main
+from event_classifier.cli import evaluate_main
 from event_classifier.config import load_config
 from event_classifier.errors import EventClassifierError
 from event_classifier.inference import Predictor
 from event_classifier.lexical import LEXICAL_FILE, LexicalModel
 from event_classifier.onnx_backend import export_onnx
 
-from conftest import LABELS, make_corpus, write_jsonl
+from conftest import LABELS, make_corpus, train_tiny_run
 
 
 def test_the_saved_companion_predicts_as_the_tfidf_baseline_does(tmp_path):
@@ -57,13 +57,8 @@ def test_a_weight_of_one_or_a_multi_label_model_is_refused(override, message):
 def blended_run(tmp_path_factory):
     """A tiny refit run whose transformer has barely trained (1 epoch), with a companion at weight 0.5."""
     tmp = tmp_path_factory.mktemp("lexical")
-    corpus = write_jsonl(tmp / "c.jsonl", make_corpus())
-    args = ["--config", "configs/tiny.yaml", f"--data.paragraphs={corpus}", f"--data.prepared_dir={tmp / 'p'}",
-            f"--train.output_dir={tmp / 'runs'}", "--train.run_name=lex", "--train.epochs=1", "--train.precision=fp32",
-            "--train.lexical_weight=0.5", "--train.refit=true"]
-    assert prepare_main(args) == 0
-    assert train_main(args) == 0
-    return tmp, tmp / "runs" / "lex"
+    _, run = train_tiny_run(tmp, 1, "--train.precision=fp32", "--train.lexical_weight=0.5", "--train.refit=true")
+    return tmp, run
 
 
 def test_training_saves_the_companion_fitted_on_train_and_dev_and_its_scores_are_the_blends(blended_run):
@@ -71,8 +66,8 @@ def test_training_saves_the_companion_fitted_on_train_and_dev_and_its_scores_are
     model_dir = run / "model"
     meta = json.loads((model_dir / "event_classifier.json").read_text())
     assert meta["lexical_weight"] == 0.5 and (model_dir / LEXICAL_FILE).is_file()
-    train_dev = [json.loads(line) for split in ("train", "dev") for line in open(tmp / "p" / f"{split}.jsonl")]
-    test = [json.loads(line) for line in open(tmp / "p" / "test.jsonl")]
+    train_dev = [json.loads(line) for split in ("train", "dev") for line in open(tmp / "prepared" / f"{split}.jsonl")]
+    test = [json.loads(line) for line in open(tmp / "prepared" / "test.jsonl")]
     texts = [r["text"] for r in test]
     predictor = Predictor(model_dir, precision="fp32")
     refitted = LexicalModel.fit(train_dev, LABELS, seed=42)  # the refit companion: train+dev, the run's seed

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_corpus, write_jsonl
-from event_classifier.cli import prepare_main, train_main
+from conftest import make_corpus, train_tiny_run
 from event_classifier.config import load_config
 from event_classifier.errors import EventClassifierError
 from event_classifier.explain import Explainer
@@ -19,14 +18,8 @@ from event_classifier.onnx_backend import export_onnx
 @pytest.fixture(scope="module")
 def mean_run(tmp_path_factory):
     """A tiny run whose head reads the mean of the token states."""
-    tmp = tmp_path_factory.mktemp("pooling")
-    corpus = write_jsonl(tmp / "c.jsonl", make_corpus())
-    args = ["--config", "configs/tiny.yaml", f"--data.paragraphs={corpus}", f"--data.prepared_dir={tmp / 'p'}",
-            f"--train.output_dir={tmp / 'runs'}", "--train.run_name=mean", "--train.epochs=12", "--train.precision=fp32",
-            "--model.pooling=mean"]
-    assert prepare_main(args) == 0
-    assert train_main(args) == 0
-    return tmp / "runs" / "mean" / "model"
+    _, run = train_tiny_run(tmp_path_factory.mktemp("pooling"), 12, "--train.precision=fp32", "--model.pooling=mean")
+    return run / "model"
 
 
 def test_the_saved_model_pools_by_the_mean_of_the_unpadded_token_states(mean_run):
