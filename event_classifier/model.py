@@ -23,7 +23,6 @@ ATTENTION_DROPOUT = "attention_probs_dropout_prob"  # the BERT-family config fie
 MINILM_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 TINY_RANDOM_BERT = "tiny-random-bert"
 POOLING = "classifier_pooling"  # the config.json field that says how a head pools tokens (as ModernBERT's config names it)
-POOLINGS = ("cls", "mean")
 logger = logging.getLogger(__name__)
 
 
