@@ -151,14 +151,7 @@ def evaluate_run(predictor: Predictor, splits: dict[str, list[dict]], outputs: d
         texts = [r["text"] for r in rows]
         ids, owner = predictor.windows(texts)
         passes[name] = (predictor.window_logits(ids, progress), owner, len(rows))
-        if predictor.lexical is not None:  # the companion's probabilities, once per split
-            own[name] = predictor.lexical.predict_proba(texts)
-
-    def blended(name: str, probs: np.ndarray, temperature: float | None = None) -> np.ndarray:
-        if predictor.lexical is None:
-            return probs
-        return predictor.lexical.mix(probs, own[name], predictor.meta.lexical_weight, temperature)
-
+        own[name] = predictor.companion_proba(texts)  # once per split
     if predictor.meta.multi_label:
         y_dev = label_matrix([row_labels(r) for r in splits["dev"]], predictor.labels)
     else:
@@ -166,13 +159,13 @@ def evaluate_run(predictor: Predictor, splits: dict[str, list[dict]], outputs: d
     predictor.temperature = fit_temperature(predictor, *passes["dev"][:2], y_dev)
     if predictor.lexical is not None:  # then the blend with the companion, on the calibrated transformer's dev probabilities
         dev_probs = predictor.combine(*passes["dev"])
-        predictor.lexical.blend_temperature = fit_scale(lambda t: blended("dev", dev_probs, t), y_dev)
+        predictor.lexical.blend_temperature = fit_scale(lambda t: predictor.blend(dev_probs, own["dev"], t), y_dev)
     if predictor.meta.multi_label:
         main = np.array([predictor.labels.index(r["label"]) for r in splits["dev"]])
         predictor.meta.thresholds = tune_thresholds(predictor.combine(*passes["dev"]), y_dev, main, predictor.labels)
     results = {}
     for name, (logits, owner, n) in passes.items():
         results[name] = evaluate_rows(predictor, splits[name], (outputs or {}).get(name), name,
-                                      uncalibrated=blended(name, predictor.combine(logits, owner, n, temperature=1.0), 1.0),
-                                      probs=blended(name, predictor.combine(logits, owner, n)))
+                                      uncalibrated=predictor.blend(predictor.combine(logits, owner, n, temperature=1.0), own[name], 1.0),
+                                      probs=predictor.blend(predictor.combine(logits, owner, n), own[name]))
     return results

@@ -116,14 +116,18 @@ class Predictor:
         if not texts:
             return np.zeros((0, len(self.labels)))
         ids, owner = self.windows(texts)
-        return self.blend(texts, self.combine(self.window_logits(ids, progress), owner, len(texts)))
+        return self.blend(self.combine(self.window_logits(ids, progress), owner, len(texts)), self.companion_proba(texts))
 
-    def blend(self, texts: list[str], probs: np.ndarray, temperature: float | None = None) -> np.ndarray:
-        """The transformer's probabilities with the lexical companion's mixed in at meta.lexical_weight, scaled by the
-        companion's blend temperature (or `temperature`), when the model has a companion."""
+    def companion_proba(self, texts: list[str]) -> np.ndarray | None:
+        """The lexical companion's probabilities for `texts`; None when the model has no companion."""
+        return None if self.lexical is None else self.lexical.predict_proba(texts)
+
+    def blend(self, probs: np.ndarray, companion_probs: np.ndarray | None, temperature: float | None = None) -> np.ndarray:
+        """The transformer's probabilities with the companion's (`companion_proba`) mixed in at meta.lexical_weight,
+        scaled by the companion's blend temperature (or `temperature`), when the model has a companion."""
         if self.lexical is None:
             return probs
-        return self.lexical.mix(probs, self.lexical.predict_proba(texts), self.meta.lexical_weight, temperature)
+        return self.lexical.mix(probs, companion_probs, self.meta.lexical_weight, temperature)
 
     def predict(self, texts: list[str], progress: bool = False) -> list[dict]:
         """For each text: the label, its probability, the probability of every label, and `labels`.
