@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
     probs = {name: np.zeros((len(rows), len(labels))) for name in systems}
     seconds: dict[str, float] = defaultdict(float)
     corpus_model = args.corpus_model
-    run_tag_of = {}  # a system's tag beyond the run's --tag: the corpus model's pooling
+    corpus_tag = ""  # the corpus system's tag beyond the run's --tag: @mean for a mean-pooling head
     if {"corpus", "two_stage"} & set(systems) or args.project_from_corpus:
         if corpus_model is None:
             start = time.perf_counter()
@@ -250,10 +250,10 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"corpus model trained in {time.perf_counter() - start:.0f} s", flush=True)
         if project is not None and args.project_from_corpus:
             project.model.name = corpus_model
-    if corpus_model is not None and json.loads((Path(corpus_model) / "config.json").read_text()).get(POOLING) == "mean":
-        run_tag_of["corpus"] = "@mean"
     if "corpus" in systems:
-        probs["corpus"] = Predictor(corpus_model, precision="fp32").predict_proba([r["text"] for r in rows])
+        corpus = Predictor(corpus_model, precision="fp32")
+        corpus_tag = "@mean" if getattr(corpus.model.config, POOLING, "cls") == "mean" else ""
+        probs["corpus"] = corpus.predict_proba([r["text"] for r in rows])
     for number, test_idx in enumerate(folds, start=1):
         train_rows = [rows[i] for i in range(len(rows)) if i not in set(test_idx)]
         test_texts = [rows[i]["text"] for i in test_idx]
@@ -275,9 +275,9 @@ def main(argv: list[str] | None = None) -> dict:
             seconds[name] += time.perf_counter() - start
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
-    if suffix or run_tag_of:
+    if suffix or corpus_tag:
         for name in list(probs):
-            tagged = name + (suffix if name in TRAINED else run_tag_of.get(name, "") + run_tag)
+            tagged = name + (suffix if name in TRAINED else (corpus_tag if name == "corpus" else "") + run_tag)
             if tagged != name:
                 probs[tagged], seconds[tagged] = probs.pop(name), seconds.pop(name)
         systems = list(probs)
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> dict:
         # config carries its own train.lexical_weight)
         pairs += [(name, "tfidf") for name in systems + averaged
                   if re.sub(r"x\d+$", "", name.split("@")[0]) in {"plain", "two_stage"}]
-    ensembles = [(first, second) for first, second in pairs] + [tuple(spec.split("+")) for spec in args.ensemble]
+    ensembles = pairs + [tuple(spec.split("+")) for spec in args.ensemble]
     for members in ensembles:  # the mean of their probabilities (predict.py --model A --model B): no extra training
         missing = [name for name in members if name not in probs]
         if missing:

@@ -203,7 +203,8 @@ def load_checkpoint(directory: str | Path):
         return load_onnx(directory)
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = classifier_class(getattr(AutoConfig.from_pretrained(directory), POOLING, "cls")).from_pretrained(directory)
+        config = AutoConfig.from_pretrained(directory)
+        model = classifier_class(getattr(config, POOLING, "cls")).from_pretrained(directory, config=config)
     except Exception as exc:  # noqa: BLE001 - any load failure means an unusable checkpoint
         raise EventClassifierError(
             f"{directory}: cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
