@@ -27,6 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 TASKS = ("single_label", "multi_label")  # model.task: one label per paragraph, or the main one plus secondary ones
+EPOCH_CHOICES = ("best_dev", "fixed")  # train.epoch_choice: the epoch with the best dev score, or exactly train.epochs
 REPORT_TO = ("none", "tensorboard", "mlflow")  # experiment trackers the Trainer reports to (train.report_to)
 # plus data.sources values
 PATH_FIELDS = (("data", "paragraphs"), ("data", "feedback"), ("data", "prepared_dir"), ("train", "output_dir"))
@@ -92,6 +93,8 @@ class TrainConfig:
     main_label_weight: float = 0.0  # multi_label: weight of the main label's cross-entropy added to the BCE, so that the
     # most probable label is the main one; 0 = BCE alone
     early_stopping_patience: int = 3  # epochs without dev macro-F1 gain before stopping; 0 = never stop early
+    epoch_choice: str = "best_dev"  # best_dev: keep the epoch with the best dev macro-F1 (a refit trains that many);
+    # fixed: train exactly `epochs` and keep the last (dev still scores each epoch and calibrates; a refit trains `epochs`)
     seed: int = 42  # seed for weights of the new head, dropout and data order
     precision: str = "auto"  # auto | bf16 | fp32: auto uses bf16 autocast where it measures faster than fp32
     group_by_length: bool = True  # batch paragraphs of similar length together to cut padding
@@ -221,6 +224,8 @@ def validate(config: Config, path: Path | str) -> None:
         raise EventClassifierError(f"{path}: model.task must be {' or '.join(TASKS)}, got {config.model.task!r}")
     if config.train.precision not in {"auto", "bf16", "fp32"}:
         raise EventClassifierError(f"{path}: train.precision must be auto, bf16 or fp32, got {config.train.precision!r}")
+    if config.train.epoch_choice not in EPOCH_CHOICES:
+        raise EventClassifierError(f"{path}: train.epoch_choice must be {' or '.join(EPOCH_CHOICES)}, got {config.train.epoch_choice!r}")
     if config.train.label_smoothing and config.model.task == "multi_label":
         raise EventClassifierError(f"{path}: train.label_smoothing applies to single_label models; set it to 0 for multi_label")
     if config.train.lexical_weight and config.model.task == "multi_label":

@@ -51,6 +51,13 @@ def error_report(rows: list[dict], predictions: list[dict], metrics: dict, name:
     return "\n".join(lines) + "\n"
 
 
+def _refit_epochs(refit: dict) -> str:
+    """How a refit's epoch count was set: chosen on dev, or fixed by the config (train.epoch_choice)."""
+    if refit["epochs_chosen_on_dev"] is None:
+        return f"with the epoch count fixed at {refit['epochs']:g} (train.epoch_choice: fixed)"
+    return f"after dev chose {refit['epochs_chosen_on_dev']} epochs"
+
+
 def model_card(meta: "ModelMeta", metrics: dict, config: dict) -> str:
     """README.md for an exported model folder: use, labels, data, metrics with their command, calibration, config."""
     dev, test = metrics["dev"], metrics["test"]
@@ -83,7 +90,7 @@ def model_card(meta: "ModelMeta", metrics: dict, config: dict) -> str:
                f"{sets['micro_f1']:.3f}, macro-F1 {sets['macro_f1']:.3f}, secondary-label F1 {sets['secondary']['f1']:.3f}, "
                f"subset accuracy {sets['subset_accuracy']:.3f}, Hamming loss {sets['hamming_loss']:.4f}."]
           if (sets := test.get("label_sets")) else []),
-        *(["", f"Refit: after dev chose {metrics['refit']['epochs_chosen_on_dev']} epochs, the shipped model was trained "
+        *(["", f"Refit: {_refit_epochs(metrics['refit'])}, the shipped model was trained "
                 f"again on train+dev ({metrics['refit']['paragraphs']} paragraphs) for that many; its test macro-F1 is "
                 f"{test['macro_f1']:.3f} (the dev-selected model's: {metrics['refit']['selection_test_macro_f1']:.3f}); "
                 "the dev row is the dev-selected model's, and the temperature is the one it fitted on dev."]

@@ -173,14 +173,16 @@ class _StartStep(TrainerCallback):
 def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool = False,
         is_main_process: bool = True, work_dir: Path | None = None, epochs: float | None = None,
         stage: str = "", extra_callbacks: tuple[TrainerCallback, ...] = ()) -> Fitted:
-    """Fine-tune config.model.name on rows["train"], choosing the best epoch by macro-F1 on rows["dev"].
+    """Fine-tune config.model.name on rows["train"], choosing the best epoch by macro-F1 on rows["dev"]
+    (train.epoch_choice best_dev; with fixed, dev only scores each epoch and the last is kept).
 
     Without rows["dev"] (a refit on train+dev), it trains for exactly `epochs` epochs and keeps the last.
     Checkpoints go to run_dir/<stage>checkpoints (so `resume` continues from the last one) and the log to
     run_dir/<stage>train_log.jsonl. Ctrl-C saves a checkpoint and raises TrainingInterrupted. `extra_callbacks` join
     the Trainer's (e.g. the tuner's pruning).
     """
-    select = "dev" in rows
+    evaluate = "dev" in rows  # dev scores each epoch; `select` keeps the best one, else training runs all `epochs`
+    select = evaluate and config.train.epoch_choice == "best_dev"
     set_seed(config.train.seed)
     labels, multi_label = config.label_names, config.model.task == "multi_label"
     label_ids = {label: i for i, label in enumerate(labels)}
@@ -206,7 +208,7 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
         per_device_train_batch_size=config.train.batch_size, per_device_eval_batch_size=config.train.eval_batch_size,
         learning_rate=config.train.learning_rate, weight_decay=config.train.weight_decay,
         warmup_steps=config.train.warmup_ratio, seed=config.train.seed, data_seed=config.train.seed,
-        eval_strategy="epoch" if select else "no", save_strategy="epoch", logging_steps=config.train.logging_steps,
+        eval_strategy="epoch" if evaluate else "no", save_strategy="epoch", logging_steps=config.train.logging_steps,
         load_best_model_at_end=select, greater_is_better=True,
         metric_for_best_model=("selection" if multi_label else "macro_f1") if select else None,
         save_total_limit=config.train.save_total_limit, bf16=precision == "bf16", use_cpu=not torch.cuda.is_available(),
@@ -221,9 +223,9 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
     callbacks = [EarlyStoppingCallback(config.train.early_stopping_patience)] if config.train.early_stopping_patience and select else []
     start = _StartStep()
     trainer = Trainer(
-        model=model, args=args, train_dataset=encode("train"), eval_dataset=encode("dev") if select else None,
+        model=model, args=args, train_dataset=encode("train"), eval_dataset=encode("dev") if evaluate else None,
         processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=loss,
-        compute_metrics=_compute_metrics(labels, multi_label) if select else None, callbacks=[*callbacks, start, *extra_callbacks],
+        compute_metrics=_compute_metrics(labels, multi_label) if evaluate else None, callbacks=[*callbacks, start, *extra_callbacks],
     )
     has_checkpoint = resume and any((run_dir / f"{stage}checkpoints").glob("checkpoint-*"))
     interrupt = GracefulInterrupt()
@@ -248,8 +250,9 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
 
 def refit(config: Config, selected: Fitted, rows: dict[str, list[dict]], run_dir: Path, resume: bool = False) -> Fitted:
     """Train again on rows["train"] + rows["dev"] for the epoch count that `selected` chose on dev (the configured
-    count when it chose none); checkpoints go to run_dir/refit_checkpoints. The epochs are in stats["epochs_chosen_on_dev"]."""
+    count when it chose none: train.epoch_choice fixed); checkpoints go to run_dir/refit_checkpoints. The epochs are
+    in stats["epochs_chosen_on_dev"] (None when fixed) and stats["epochs"]."""
     epochs = selected.stats.get("best_epoch") or config.train.epochs
     fitted = fit(config, {"train": rows["train"] + rows["dev"]}, run_dir, resume=resume, epochs=epochs, stage="refit_")
-    fitted.stats["epochs_chosen_on_dev"] = epochs
+    fitted.stats["epochs_chosen_on_dev"] = selected.stats.get("best_epoch")
     return fitted

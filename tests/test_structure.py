@@ -166,6 +166,24 @@ def test_training_leaves_the_callers_config_unchanged(tmp_path):
     shutil.rmtree(result["run_dir"])
 
 
+def test_fixed_epoch_choice_trains_every_epoch_keeps_the_last_and_refits_for_the_configured_count(tmp_path, capsys):
+    corpus = write_jsonl(tmp_path / "c.jsonl", make_corpus())
+    args = ["--config", str(PROJECT / "configs" / "tiny.yaml"), f"--data.paragraphs={corpus}",
+            f"--data.prepared_dir={tmp_path / 'p'}", f"--train.output_dir={tmp_path / 'runs'}", "--train.run_name=fx",
+            "--train.epochs=3", "--train.early_stopping_patience=1", "--train.epoch_choice=fixed", "--train.refit=true"]
+    assert prepare_main(args) == 0
+    assert train_main(args) == 0
+    run = tmp_path / "runs" / "fx"
+    metrics = json.loads((run / "metrics.json").read_text())
+    log = [json.loads(line) for line in open(run / "train_log.jsonl")]
+    assert [round(e["epoch"]) for e in log if "eval_macro_f1" in e] == [1, 2, 3]  # dev scored every epoch, no early stop
+    assert metrics["train"]["epochs"] == 3 and metrics["train"]["best_epoch"] is None
+    assert metrics["refit"]["epochs_chosen_on_dev"] is None and metrics["refit"]["epochs"] == 3
+    assert "epoch count fixed at 3" in (run / "model" / "README.md").read_text()
+    assert train_main(args + ["--train.epoch_choice=last", "--train.run_name=bad"]) == 2
+    assert "train.epoch_choice must be best_dev or fixed, got 'last'" in capsys.readouterr().err
+
+
 def test_refit_trains_again_on_train_and_dev_for_the_epochs_dev_chose(tmp_path):
     corpus = write_jsonl(tmp_path / "c.jsonl", make_corpus())
     args = ["--config", str(PROJECT / "configs" / "tiny.yaml"), f"--data.paragraphs={corpus}",
