@@ -27,6 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 TASKS = ("single_label", "multi_label")  # model.task: one label per paragraph, or the main one plus secondary ones
+HEAD_INITS = ("random", "linear_probe")  # train.head_init: a random new head, or one fitted on frozen features (LP-FT)
 EPOCH_CHOICES = ("best_dev", "fixed")  # train.epoch_choice: the epoch with the best dev score, or exactly train.epochs
 REPORT_TO = ("none", "tensorboard", "mlflow")  # experiment trackers the Trainer reports to (train.report_to)
 # plus data.sources values
@@ -96,6 +97,8 @@ class TrainConfig:
     epoch_choice: str = "best_dev"  # best_dev: keep the epoch with the best dev macro-F1 (a refit trains that many);
     # fixed: train exactly `epochs` and keep the last (dev still scores each epoch and calibrates; a refit trains `epochs`)
     seed: int = 42  # seed for weights of the new head, dropout and data order
+    head_init: str = "random"  # random: the new head's weights drawn at random; linear_probe: a logistic regression
+    # fitted on the frozen backbone's features of the train split first (LP-FT), single_label only
     precision: str = "auto"  # auto | bf16 | fp32: auto uses bf16 autocast where it measures faster than fp32
     group_by_length: bool = True  # batch paragraphs of similar length together to cut padding
     logging_steps: int = 10  # log the training loss every N steps
@@ -226,6 +229,10 @@ def validate(config: Config, path: Path | str) -> None:
         raise EventClassifierError(f"{path}: train.precision must be auto, bf16 or fp32, got {config.train.precision!r}")
     if config.train.epoch_choice not in EPOCH_CHOICES:
         raise EventClassifierError(f"{path}: train.epoch_choice must be {' or '.join(EPOCH_CHOICES)}, got {config.train.epoch_choice!r}")
+    if config.train.head_init not in HEAD_INITS:
+        raise EventClassifierError(f"{path}: train.head_init must be {' or '.join(HEAD_INITS)}, got {config.train.head_init!r}")
+    if config.train.head_init == "linear_probe" and config.model.task == "multi_label":
+        raise EventClassifierError(f"{path}: train.head_init linear_probe applies to single_label models; use random for multi_label")
     if config.train.label_smoothing and config.model.task == "multi_label":
         raise EventClassifierError(f"{path}: train.label_smoothing applies to single_label models; set it to 0 for multi_label")
     if config.train.lexical_weight and config.model.task == "multi_label":

@@ -79,6 +79,51 @@ def choose_max_length(tokenizer, model, texts: list[str], configured: int | None
     return int(min(limit, max(32, np.percentile(lengths, 99))))
 
 
+def linear_probe_head(model, tokenizer, texts: list[str], targets: list[int], max_length: int, balanced: bool,
+                      batch_size: int = 64):
+    """LP-FT's start (Kumar et al., 2022, "Fine-Tuning can Distort Pretrained Features"): set the new head to a
+    logistic regression fitted on the frozen backbone's features of the train paragraphs (what the head reads: the
+    pooler over [CLS], or the mean of the token states), so that fine-tuning starts from a head that already fits
+    instead of pulling the features toward a random one. Returns the probe (scikit-learn) and its train accuracy."""
+    from sklearn.linear_model import LogisticRegression
+    from tqdm.auto import tqdm
+
+    if len(set(targets)) < 2:
+        raise EventClassifierError("train.head_init linear_probe: the train split holds one label only; a probe needs "
+                                   "two or more (add paragraphs of the other labels, or use train.head_init: random)")
+    head = getattr(model, "classifier", None)
+    if not isinstance(head, torch.nn.Linear):
+        raise EventClassifierError(f"train.head_init linear_probe: the {model.config.model_type} head is not one linear "
+                                   "layer (BERT-family models have one); use train.head_init: random")
+    features: list[torch.Tensor] = []
+    hook = head.register_forward_pre_hook(lambda module, inputs: features.append(inputs[0].detach().float()))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in tqdm(range(0, len(texts), batch_size), desc="linear probe: features", unit="batch"):
+                batch = tokenizer(texts[start:start + batch_size], truncation=True, max_length=max_length,
+                                  padding=True, return_tensors="pt")
+                model(**batch)
+    finally:
+        hook.remove()
+        model.train(was_training)
+    x = torch.cat(features).numpy()
+    probe = LogisticRegression(max_iter=2000, class_weight="balanced" if balanced else None).fit(x, targets)
+    weight = np.zeros((head.out_features, x.shape[1]), dtype=np.float32)
+    bias = np.zeros(head.out_features, dtype=np.float32)
+    if len(probe.classes_) == 2:  # one logit z for the second class: softmax of (-z/2, z/2) is sigmoid(z)
+        weight[probe.classes_] = np.vstack([-probe.coef_[0], probe.coef_[0]]) / 2
+        bias[probe.classes_] = np.array([-probe.intercept_[0], probe.intercept_[0]]) / 2
+    else:  # a label absent from train keeps weight 0 and a low bias
+        bias[:] = probe.intercept_.min() - 10.0
+        weight[probe.classes_], bias[probe.classes_] = probe.coef_, probe.intercept_
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(weight))
+        head.bias.copy_(torch.from_numpy(bias))
+    return probe, float(probe.score(x, targets))
+
+
 def _weighted_loss(weights: torch.Tensor | None, label_smoothing: float = 0.0):
     def loss(outputs, labels, num_items_in_batch=None):
         logits = outputs["logits"].float()
@@ -215,6 +260,11 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
         train_sampling_strategy="group_by_length" if config.train.group_by_length else "random",
         report_to=config.train.report_to, dataloader_num_workers=0,
     )
+    has_checkpoint = resume and any((run_dir / f"{stage}checkpoints").glob("checkpoint-*"))
+    probe_accuracy = None
+    if config.train.head_init == "linear_probe" and not has_checkpoint:  # a resumed run loads its trained head
+        probe_accuracy = round(linear_probe_head(model, tokenizer, texts, targets("train"), max_length,
+                                                 config.train.class_weights)[1], 4)
     weights = class_weights(labels, [r["label"] for r in rows["train"]]) if config.train.class_weights else None
     loss = _weighted_loss(weights, config.train.label_smoothing)
     if multi_label:
@@ -227,7 +277,6 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
         processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=loss,
         compute_metrics=_compute_metrics(labels, multi_label) if evaluate else None, callbacks=[*callbacks, start, *extra_callbacks],
     )
-    has_checkpoint = resume and any((run_dir / f"{stage}checkpoints").glob("checkpoint-*"))
     interrupt = GracefulInterrupt()
     trainer.add_callback(interrupt)
     with interrupt:
@@ -244,7 +293,7 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
              "steps": trainer.state.global_step, "resumed_from_step": start.step,
              "best_checkpoint": trainer.state.best_model_checkpoint,
              f"best_dev_{args.metric_for_best_model or 'macro_f1'}": trainer.state.best_metric,
-             "best_epoch": _best_epoch(trainer.state) if select else None}
+             "best_epoch": _best_epoch(trainer.state) if select else None, "linear_probe_train_accuracy": probe_accuracy}
     return Fitted(trainer.model, tokenizer, max_length, precision, stats, main)
 
 
