@@ -56,11 +56,11 @@ from event_classifier.data import SPLITS, collect, deduplicate, load_split, take
 from event_classifier.evaluation import evaluate_run, score_predictions
 from event_classifier.inference import Predictor
 from event_classifier.io import atomic_write_json, atomic_write_text, sha256_of
-from event_classifier.lexical import fit_companion
 from event_classifier.meta import ModelMeta
 from event_classifier.model import POOLING, load_backbone
 from event_classifier.sources import read_source
-from event_classifier.training import _weighted_loss, choose_max_length, class_weights, fit, refit
+from event_classifier.training import _weighted_loss, choose_max_length, class_weights, fit
+from event_classifier.workflow import refit_predictor, selection_predictor
 
 SYSTEMS = ("tfidf", "plain", "corpus", "two_stage", "project")
 TRAINED = ("plain", "two_stage", "project")  # the systems a recipe lever (seed, smoothing, learning rate, epochs) changes
@@ -140,15 +140,11 @@ def project_fit(config: Config, case_train: list[dict], work: Path) -> Predictor
     fitted = fit(config, {"train": train, "dev": dev}, work)
     meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length, task=config.model.task,
                      lexical_weight=config.train.lexical_weight)
-    predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
-    predictor.lexical = fit_companion(config, train)
+    predictor = selection_predictor(config, fitted, meta, train)
     evaluate_run(predictor, {"dev": dev}, calibrate=True)  # the temperatures, fitted on dev as train.py fits them
     if config.train.refit:  # the refit keeps them, and its companion sees train+dev too
-        fitted = refit(config, fitted, {"train": train, "dev": dev}, work)
-        lexical = fit_companion(config, train + dev, selected=predictor.lexical)
-        meta.temperature, meta.max_length = predictor.temperature, fitted.max_length
-        predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
-        predictor.lexical = lexical
+        meta.temperature = predictor.temperature
+        predictor = refit_predictor(config, fitted, {"train": train, "dev": dev}, work, meta, predictor.lexical)[1]
     return predictor
 
 

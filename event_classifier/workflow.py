@@ -24,7 +24,7 @@ from event_classifier.reports import model_card
 from event_classifier.runs import Run, check_split_unchanged, data_record, process_rank, run_dir_of
 from event_classifier.sources import read_any
 from event_classifier.tracking import log_results, stage_run, tracked_run
-from event_classifier.training import fit, refit
+from event_classifier.training import Fitted, fit, refit
 
 
 def train(config: Config, resume: bool = False, overwrite: bool = False) -> dict:
@@ -52,8 +52,7 @@ def _train(config: Config, run: Run, resume: bool) -> dict:
                      stride=config.predict.stride, batch_size=config.predict.batch_size, precision=fitted.precision,
                      backbone=config.model.name, data=record, run=str(run.directory), task=config.model.task,
                      lexical_weight=config.train.lexical_weight)
-    predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
-    predictor.lexical = fit_companion(config, rows["train"])
+    predictor = selection_predictor(config, fitted, meta, rows["train"])
     test_folder = "selection_test" if config.train.refit else "test"
     evaluation = evaluate_run(predictor, {"dev": rows["dev"], test_folder: rows["test"]},
                               {split: run.directory / "evaluation" / split for split in ("dev", test_folder)}, calibrate=True)
@@ -73,16 +72,32 @@ def _train(config: Config, run: Run, resume: bool) -> dict:
     return {"run_dir": str(run.directory), **metrics}
 
 
+def selection_predictor(config: Config, fitted: Fitted, meta: ModelMeta, train: list[dict]) -> Predictor:
+    """The dev-selected model as a predictor, with its lexical companion trained on `train` (none at weight 0);
+    not calibrated yet (evaluate_run(..., calibrate=True) on dev does that)."""
+    predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
+    predictor.lexical = fit_companion(config, train)
+    return predictor
+
+
+def refit_predictor(config: Config, selected: Fitted, rows: dict[str, list[dict]], run_dir: Path, meta: ModelMeta,
+                    lexical: LexicalModel | None, resume: bool = False) -> tuple[Fitted, Predictor]:
+    """The refit (training.refit: train+dev, the epochs dev chose or the configured count) as a predictor that keeps
+    `meta`'s temperatures, fitted on dev before, with the companion `lexical` trained again on train+dev."""
+    with stage_run(config, "refit"):
+        fitted = refit(config, selected, rows, run_dir, resume=resume)
+    meta.max_length = fitted.max_length
+    predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
+    predictor.lexical = fit_companion(config, rows["train"] + rows["dev"], selected=lexical)
+    return fitted, predictor
+
+
 def _refit(config: Config, rows: dict[str, list[dict]], run: Run, selected, meta: ModelMeta, metrics: dict,
            resume: bool, lexical: LexicalModel | None):
     """Train again on train+dev for the epoch count dev chose; keep the temperatures fitted on dev by the selection
     run (the refit model has seen dev, so it cannot be calibrated on it) and score the refit model on test. Returns it
     with its lexical companion, refitted on train+dev too."""
-    with stage_run(config, "refit"):
-        fitted = refit(config, selected, rows, run.directory, resume=resume)
-    meta.max_length = fitted.max_length
-    predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
-    predictor.lexical = fit_companion(config, rows["train"] + rows["dev"], selected=lexical)
+    fitted, predictor = refit_predictor(config, selected, rows, run.directory, meta, lexical, resume)
     metrics["test"] = evaluate_run(predictor, {"test": rows["test"]}, {"test": run.directory / "evaluation" / "test"})["test"]
     metrics["refit"] = {**fitted.stats, "paragraphs": len(rows["train"]) + len(rows["dev"]),
                         "selection_test_macro_f1": metrics["selection_test"]["macro_f1"]}

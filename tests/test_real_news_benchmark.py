@@ -43,7 +43,9 @@ def test_benchmark_runs_every_system_on_the_tiny_model(tmp_path):
     case = _fake_case(tmp_path / "case.tsv")
     tiny = str(Path(__file__).resolve().parent.parent / "configs" / "tiny.yaml")
     results = real_news.main(["--case", str(case), "--folds", "2", "--epochs", "2", "--output-dir", str(tmp_path / "out"),
-                              "--project-config", tiny, "--project-from-corpus", *overrides])
+                              "--project-config", tiny, "--project-from-corpus", *overrides, "--train.refit=true",
+                              "--train.lexical_weight=0.5"])
+    assert (tmp_path / "out" / "work" / "project-1" / "refit_train_log.jsonl").is_file()  # the project fold was refit
     assert set(results) == set(real_news.SYSTEMS) | {"plain+two_stage", "plain+project", "two_stage+project", "plain+tfidf",
                                                      "two_stage+tfidf"}
     expected = (np.array(results["plain"]["confusion_matrix"]).sum(), np.array(results["plain+two_stage"]["confusion_matrix"]).sum())
