@@ -94,9 +94,9 @@ def refit_predictor(config: Config, selected: Fitted, rows: dict[str, list[dict]
 
 def _refit(config: Config, rows: dict[str, list[dict]], run: Run, selected, meta: ModelMeta, metrics: dict,
            resume: bool, lexical: LexicalModel | None):
-    """Train again on train+dev for the epoch count dev chose; keep the temperatures fitted on dev by the selection
-    run (the refit model has seen dev, so it cannot be calibrated on it) and score the refit model on test. Returns it
-    with its lexical companion, refitted on train+dev too."""
+    """Train again on train+dev for the epoch count dev chose (or train.epochs, with train.epoch_choice fixed); keep
+    the temperatures fitted on dev by the selection run (the refit model has seen dev, so it cannot be calibrated on
+    it) and score the refit model on test. Returns it with its lexical companion, refitted on train+dev too."""
     fitted, predictor = refit_predictor(config, selected, rows, run.directory, meta, lexical, resume)
     metrics["test"] = evaluate_run(predictor, {"test": rows["test"]}, {"test": run.directory / "evaluation" / "test"})["test"]
     metrics["refit"] = {**fitted.stats, "paragraphs": len(rows["train"]) + len(rows["dev"]),
