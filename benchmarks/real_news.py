@@ -171,9 +171,10 @@ def main(argv: list[str] | None = None) -> dict:
                         "system (plain, two_stage, project); they are named NAME@lsX, apart from the seeds' average")
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="a lever: peak learning rate of every trained "
                         "system (plain, two_stage, project); another value than 5e-5 names them NAME@lrX")
-    parser.add_argument("--pooling", choices=("cls", "mean"), default="cls", help="a lever: what the head of every "
-                        "trained system reads (model.pooling), the corpus model's too when trained here; mean names them NAME@mean "
-                        "(and corpus@mean for a corpus model with a mean-pooling head)")
+    parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="a lever: what the head of every "
+                        "trained system reads (model.pooling; default cls, and the project config's own for project), "
+                        "the corpus model's too when trained here; mean names them NAME@mean (and corpus@mean for a "
+                        "corpus model with a mean-pooling head)")
     parser.add_argument("--tag", default=None, help="a lever no other flag names (e.g. a new batch of our corpus): every "
                         "system of this run is named NAME@TAG, so that --include-from keeps the earlier run's rows beside it")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {', '.join(SYSTEMS)}")
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
     args, rest = parser.parse_known_args(argv)
     started = time.perf_counter()
     config = load_config(args.config, rest + args.overrides)
-    config.model.pooling = args.pooling
+    config.model.pooling = args.pooling or "cls"
     systems = [s for s in args.systems.split(",") if s]
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
@@ -228,7 +229,9 @@ def main(argv: list[str] | None = None) -> dict:
                                              (f"@ep{args.epochs:g}", other_epochs),
                                              ("@mean", args.pooling == "mean")] if chosen) + run_tag
     if project is not None:
-        project.train.seed, project.model.pooling = train_seed, args.pooling
+        project.train.seed = train_seed
+        if args.pooling:  # else the project config's own (configs/news.yaml: mean)
+            project.model.pooling = args.pooling
         project.train.label_smoothing = args.label_smoothing or project.train.label_smoothing
         if other_learning_rate:
             project.train.learning_rate = args.learning_rate
@@ -263,7 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
                 init = config.model.name if name == "plain" else corpus_model
                 predictor = plain_finetune(init, train_rows, labels, args.epochs, train_seed, work / f"{name}-{number}",
                                            learning_rate=args.learning_rate, label_smoothing=args.label_smoothing,
-                                           pooling=args.pooling)
+                                           pooling=config.model.pooling)
                 probs[name][test_idx] = predictor.predict_proba(test_texts)
             elif name == "project":
                 predictor = project_fit(project, train_rows, work / f"project-{number}")
