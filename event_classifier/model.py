@@ -149,7 +149,8 @@ def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str]
         if name.startswith((".", "/", "~")) and not (Path(path).expanduser() / "config.json").exists():
             raise EventClassifierError(
                 f"model.name {name}: no model folder there; if it is another run's model/, train that run first "
-                "(configs/news.yaml starts from runs/corpus/model: python train.py --train.run_name=corpus)"
+                "(configs/news.yaml starts from runs/corpus/model: python train.py --train.run_name=corpus "
+                "--model.pooling=mean --train.head_init=linear_probe)"
             )
     id2label = dict(enumerate(labels))
     try:
@@ -158,6 +159,12 @@ def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str]
             path, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
             problem_type=MULTI_LABEL_PROBLEM if task == "multi_label" else "single_label_classification",
         )
+        trained_pooling = getattr(config, POOLING, None)  # set when `path` is one of our model folders
+        if trained_pooling and trained_pooling != pooling:
+            logger.warning("model.name %s: its head was trained on the %s pooling and this config reads %s, so the head "
+                           "starts on features it never saw; train that model with --model.pooling=%s (configs/news.yaml "
+                           "expects stage 1 trained as the README says) or set model.pooling: %s",
+                           name, trained_pooling, pooling, pooling, trained_pooling)
         setattr(config, POOLING, pooling)
         if attention_dropout is not None:
             setattr(config, ATTENTION_DROPOUT, attention_dropout)

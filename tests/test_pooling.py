@@ -65,3 +65,17 @@ def test_mean_pooling_on_a_backbone_outside_the_bert_family_is_refused(tmp_path)
         load_backbone(str(folder), ["a", "b"], tmp_path, [], seed=0, pooling="mean")
     model, _ = load_backbone(str(folder), ["a", "b"], tmp_path, [], seed=0)  # the default head loads it
     assert model.config.model_type == "distilbert"
+
+
+def test_fine_tuning_a_model_folder_with_the_other_pooling_warns_and_names_the_fix(tmp_path, caplog):
+    from conftest import LABELS, save_tiny_model
+
+    folder = save_tiny_model(tmp_path / "cls_model")  # a [CLS] head
+    texts = [r["text"] for r in make_corpus()][:8]
+    with caplog.at_level("WARNING", logger="event_classifier.model"):
+        load_backbone(str(folder), LABELS, tmp_path / "w", texts, seed=0, pooling="cls")
+        assert not caplog.records
+        model, _ = load_backbone(str(folder), LABELS, tmp_path / "w", texts, seed=0, pooling="mean")
+    assert type(model) is MeanPoolingBertForSequenceClassification
+    assert "trained on the cls pooling and this config reads mean" in caplog.text
+    assert "--model.pooling=mean" in caplog.text
