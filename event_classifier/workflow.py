@@ -52,7 +52,7 @@ def _train(config: Config, run: Run, resume: bool) -> dict:
                      stride=config.predict.stride, batch_size=config.predict.batch_size, precision=fitted.precision,
                      backbone=config.model.name, data=record, run=str(run.directory), task=config.model.task,
                      lexical_weight=config.train.lexical_weight)
-    predictor = selection_predictor(config, fitted, meta, rows["train"])
+    predictor = fitted_predictor(config, fitted, meta, rows["train"])
     test_folder = "selection_test" if config.train.refit else "test"
     evaluation = evaluate_run(predictor, {"dev": rows["dev"], test_folder: rows["test"]},
                               {split: run.directory / "evaluation" / split for split in ("dev", test_folder)}, calibrate=True)
@@ -72,11 +72,13 @@ def _train(config: Config, run: Run, resume: bool) -> dict:
     return {"run_dir": str(run.directory), **metrics}
 
 
-def selection_predictor(config: Config, fitted: Fitted, meta: ModelMeta, train: list[dict]) -> Predictor:
-    """The dev-selected model as a predictor, with its lexical companion trained on `train` (none at weight 0);
-    not calibrated yet (evaluate_run(..., calibrate=True) on dev does that)."""
+def fitted_predictor(config: Config, fitted: Fitted, meta: ModelMeta, train: list[dict],
+                        selected: LexicalModel | None = None) -> Predictor:
+    """A fitted model as a predictor, with its lexical companion trained on `train` (none at weight 0; for a refit,
+    `selected` is the selection run's companion, whose blend temperature is kept). The dev-selected model is not
+    calibrated yet (evaluate_run(..., calibrate=True) on dev does that)."""
     predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
-    predictor.lexical = fit_companion(config, train)
+    predictor.lexical = fit_companion(config, train, selected=selected)
     return predictor
 
 
@@ -87,9 +89,7 @@ def refit_predictor(config: Config, selected: Fitted, rows: dict[str, list[dict]
     with stage_run(config, "refit"):
         fitted = refit(config, selected, rows, run_dir, resume=resume)
     meta.max_length = fitted.max_length
-    predictor = Predictor.from_parts(fitted.model, fitted.tokenizer, meta, precision=fitted.precision)
-    predictor.lexical = fit_companion(config, rows["train"] + rows["dev"], selected=lexical)
-    return fitted, predictor
+    return fitted, fitted_predictor(config, fitted, meta, rows["train"] + rows["dev"], selected=lexical)
 
 
 def _refit(config: Config, rows: dict[str, list[dict]], run: Run, selected, meta: ModelMeta, metrics: dict,
