@@ -60,7 +60,7 @@ from event_classifier.meta import ModelMeta
 from event_classifier.model import POOLING, load_backbone
 from event_classifier.sources import read_source
 from event_classifier.training import _weighted_loss, choose_max_length, class_weights, fit
-from event_classifier.workflow import refit_predictor, selection_predictor
+from event_classifier.workflow import refit_predictor, fitted_predictor
 
 SYSTEMS = ("tfidf", "plain", "corpus", "two_stage", "project")
 TRAINED = ("plain", "two_stage", "project")  # the systems a recipe lever (seed, smoothing, learning rate, epochs) changes
@@ -140,7 +140,7 @@ def project_fit(config: Config, case_train: list[dict], work: Path) -> Predictor
     fitted = fit(config, {"train": train, "dev": dev}, work)
     meta = ModelMeta(labels=copy.deepcopy(config.labels), max_length=fitted.max_length, task=config.model.task,
                      lexical_weight=config.train.lexical_weight)
-    predictor = selection_predictor(config, fitted, meta, train)
+    predictor = fitted_predictor(config, fitted, meta, train)
     evaluate_run(predictor, {"dev": dev}, calibrate=True)  # the temperatures, fitted on dev as train.py fits them
     if config.train.refit:  # the refit keeps them, and its companion sees train+dev too
         meta.temperature = predictor.temperature
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="a lever: peak learning rate of every trained "
                         "system (plain, two_stage, project); another value than 5e-5 names them NAME@lrX")
     parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="a lever: what the head of every "
-                        "trained system reads (model.pooling; default cls, and the project config's own for project), "
+                        "trained system reads (model.pooling; default: each config's own, cls in default.yaml, mean in news.yaml), "
                         "the corpus model's too when trained here; mean names them NAME@mean (and corpus@mean for a "
                         "corpus model with a mean-pooling head)")
     parser.add_argument("--tag", default=None, help="a lever no other flag names (e.g. a new batch of our corpus): every "
@@ -193,7 +193,6 @@ def main(argv: list[str] | None = None) -> dict:
     args, rest = parser.parse_known_args(argv)
     started = time.perf_counter()
     config = load_config(args.config, rest + args.overrides)
-    config.model.pooling = args.pooling or "cls"
     systems = [s for s in args.systems.split(",") if s]
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
@@ -201,6 +200,9 @@ def main(argv: list[str] | None = None) -> dict:
     labels = config.label_names
     rows, _ = read_source("case", Path(args.case), labels)
     project = load_config(args.project_config, rest + args.overrides) if "project" in systems else None
+    for each in (config, project):  # each config keeps its own pooling unless --pooling is given
+        if each is not None and args.pooling:
+            each.model.pooling = args.pooling
     case_hash = sha256_of(args.case)
     rows = rows[: args.limit] if args.limit else rows
     folds = case_folds(rows, args.folds, args.seed)
@@ -230,8 +232,6 @@ def main(argv: list[str] | None = None) -> dict:
                                              ("@mean", args.pooling == "mean")] if chosen) + run_tag
     if project is not None:
         project.train.seed = train_seed
-        if args.pooling:  # else the project config's own (configs/news.yaml: mean)
-            project.model.pooling = args.pooling
         project.train.label_smoothing = args.label_smoothing or project.train.label_smoothing
         if other_learning_rate:
             project.train.learning_rate = args.learning_rate
