@@ -19,7 +19,8 @@ pooled macro-F1 gets a bootstrap 95 % interval, per-class F1 and per-CASE-subtyp
              run, also every plain and two_stage run (each seed and lever) and seed average + tfidf: the
              transformer with its lexical companion at weight 0.5 (`train.lexical_weight`; a project config carries
              its own).
-- NAME@mean: with `--pooling mean`, the trained systems' heads read the mean of the token states (model.pooling).
+- NAME@mean: a trained system whose head reads the mean of the token states (its config's model.pooling, as in
+             default.yaml and news.yaml, or `--pooling mean`); without the tag it reads BERT's pooler over [CLS].
 - NAMExK:    the average of K runs of one recipe that differ only by seed (`--train-seed` runs joined by
              `--include-from`), e.g. two_stagex3, or two_stagex3@ep8 for three seeds at 8 epochs.
 - project:   a project config (`--project-config`, default configs/news.yaml) trained the way `train.py` trains it:
@@ -172,9 +173,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--learning-rate", type=float, default=5e-5, help="a lever: peak learning rate of every trained "
                         "system (plain, two_stage, project); another value than 5e-5 names them NAME@lrX")
     parser.add_argument("--pooling", choices=("cls", "mean"), default=None, help="a lever: what the head of every "
-                        "trained system reads (model.pooling; default: each config's own, cls in default.yaml, mean in news.yaml), "
-                        "the corpus model's too when trained here; mean names them NAME@mean (and corpus@mean for a "
-                        "corpus model with a mean-pooling head)")
+                        "trained system reads (model.pooling; default: each config's own, mean in default.yaml and news.yaml), "
+                        "the corpus model's too when trained here; a system whose head reads the mean is named NAME@mean "
+                        "(and corpus@mean for a corpus model with a mean-pooling head)")
     parser.add_argument("--tag", default=None, help="a lever no other flag names (e.g. a new batch of our corpus): every "
                         "system of this run is named NAME@TAG, so that --include-from keeps the earlier run's rows beside it")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {', '.join(SYSTEMS)}")
@@ -225,11 +226,15 @@ def main(argv: list[str] | None = None) -> dict:
     # another seed or a lever: the trained systems get a tag per change, apart from the base ones in the table; --tag
     # names every system of the run
     run_tag = f"@{args.tag}" if args.tag else ""
-    suffix = "".join(tag for tag, chosen in [(f"@seed{train_seed}", train_seed != args.seed),
+    levers = "".join(tag for tag, chosen in [(f"@seed{train_seed}", train_seed != args.seed),
                                              (f"@ls{args.label_smoothing:g}", bool(args.label_smoothing)),
                                              (f"@lr{args.learning_rate:g}", other_learning_rate),
-                                             (f"@ep{args.epochs:g}", other_epochs),
-                                             ("@mean", args.pooling == "mean")] if chosen) + run_tag
+                                             (f"@ep{args.epochs:g}", other_epochs)] if chosen)
+
+    def suffix(name: str) -> str:  # a trained system's tags: the levers, its own pooling, the run's tag
+        pooling = (project if name == "project" else config).model.pooling
+        return levers + ("@mean" if pooling == "mean" else "") + run_tag
+
     if project is not None:
         project.train.seed = train_seed
         project.train.label_smoothing = args.label_smoothing or project.train.label_smoothing
@@ -274,25 +279,28 @@ def main(argv: list[str] | None = None) -> dict:
             seconds[name] += time.perf_counter() - start
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
-    if suffix or corpus_tag:
-        for name in list(probs):
-            tagged = name + (suffix if name in TRAINED else (corpus_tag if name == "corpus" else "") + run_tag)
-            if tagged != name:
-                probs[tagged], seconds[tagged] = probs.pop(name), seconds.pop(name)
-        systems = list(probs)
+    trained = []  # this run's trained systems under their tagged names, then the earlier runs' untagged ones
+    for name in list(probs):
+        tagged = name + (suffix(name) if name in TRAINED else (corpus_tag if name == "corpus" else "") + run_tag)
+        if tagged != name:
+            probs[tagged], seconds[tagged] = probs.pop(name), seconds.pop(name)
+        if name in TRAINED:
+            trained.append(tagged)
+    systems = list(probs)
     for earlier in earlier_runs:
         for name, saved in earlier["oof_probs"].items():
             if name not in probs and not is_derived(name):
                 probs[name] = np.array(saved)
                 seconds[name] = earlier["results"][name]["train_seconds"] * len(folds)
                 systems.append(name)
-    trained = [name for name in TRAINED if name in systems]
+    trained += [name for name in TRAINED if name in systems and name not in trained]
     averaged = []
     for average, seeds in seed_groups(systems).items():  # the seeds of one recipe averaged: predict.py --model A --model B
         probs[average] = np.mean([probs[name] for name in seeds], axis=0)
         seconds[average] = sum(seconds[name] for name in seeds)
         averaged.append(average)
-    pairs = [(a, b) for i, a in enumerate(trained) for b in trained[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(trained) for b in trained[i + 1:]  # two recipes (seeds: the averages)
+             if a.split("@")[0] != b.split("@")[0]]
     if "tfidf" in probs:  # every trained run with its lexical companion: what train.lexical_weight=0.5 ships (a project
         # config carries its own train.lexical_weight)
         pairs += [(name, "tfidf") for name in systems + averaged

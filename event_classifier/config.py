@@ -27,7 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 TASKS = ("single_label", "multi_label")  # model.task: one label per paragraph, or the main one plus secondary ones
-HEAD_INITS = ("random", "linear_probe")  # train.head_init: a random new head, or one fitted on frozen features (LP-FT)
+HEAD_INITS = ("auto", "linear_probe", "random")  # train.head_init: auto, one fitted on frozen features (LP-FT), or random
 EPOCH_CHOICES = ("best_dev", "fixed")  # train.epoch_choice: the epoch with the best dev score, or exactly train.epochs
 REPORT_TO = ("none", "tensorboard", "mlflow")  # experiment trackers the Trainer reports to (train.report_to)
 # plus data.sources values
@@ -73,8 +73,8 @@ class ModelConfig:
     # secondary ones (`also` in the data): a sigmoid per label, BCE loss, per-label thresholds tuned on dev
     attention_dropout: Optional[float] = None  # dropout on attention probabilities in training; None = the backbone's
     # own (0.1 for MiniLM). 0 lets PyTorch's fused attention kernel run in training (benchmarks/speed.py)
-    pooling: str = "cls"  # what the head reads: cls, BERT's pooler over the [CLS] token (transformers' default); mean,
-    # the mean of the token states, the sentence embedding all-MiniLM-L6-v2 was trained to give (BERT-family backbones)
+    pooling: str = "mean"  # what the head reads: mean, the mean of the token states, the sentence embedding
+    # all-MiniLM-L6-v2 was trained to give (BERT-family backbones); cls, BERT's pooler over the [CLS] token
 
 
 @dataclass
@@ -97,8 +97,9 @@ class TrainConfig:
     epoch_choice: str = "best_dev"  # best_dev: keep the epoch with the best dev macro-F1 (a refit trains that many);
     # fixed: train exactly `epochs` and keep the last (dev still scores each epoch and calibrates; a refit trains `epochs`)
     seed: int = 42  # seed for weights of the new head, dropout and data order
-    head_init: str = "random"  # random: the new head's weights drawn at random; linear_probe: a logistic regression
-    # fitted on the frozen backbone's features of the train split first (LP-FT), single_label only
+    head_init: str = "auto"  # linear_probe: the new head starts as a logistic regression fitted on the frozen backbone's
+    # features of the train split (LP-FT; a model folder of ours keeps its trained head); random: drawn at random;
+    # auto: linear_probe for single_label, random for multi_label (see `resolved_head_init`)
     precision: str = "auto"  # auto | bf16 | fp32: auto uses bf16 autocast where it measures faster than fp32
     group_by_length: bool = True  # batch paragraphs of similar length together to cut padding
     logging_steps: int = 10  # log the training loss every N steps
@@ -127,6 +128,15 @@ class Config:
     @property
     def label_names(self) -> list[str]:
         return [label.name for label in self.labels]
+
+    @property
+    def resolved_head_init(self) -> str:
+        """train.head_init with auto decided: the linear-probe start for single_label (it gained on real news, README
+        "Levers tried"), the random one for multi_label (with the probe start, the tiny multi-label test model stopped
+        learning second labels)."""
+        if self.train.head_init != "auto":
+            return self.train.head_init
+        return "random" if self.model.task == "multi_label" else "linear_probe"
 
 
 def _normalise_labels(content: dict[str, Any]) -> dict[str, Any]:
@@ -231,8 +241,6 @@ def validate(config: Config, path: Path | str) -> None:
         raise EventClassifierError(f"{path}: train.epoch_choice must be {' or '.join(EPOCH_CHOICES)}, got {config.train.epoch_choice!r}")
     if config.train.head_init not in HEAD_INITS:
         raise EventClassifierError(f"{path}: train.head_init must be {' or '.join(HEAD_INITS)}, got {config.train.head_init!r}")
-    if config.train.head_init == "linear_probe" and config.model.task == "multi_label":
-        raise EventClassifierError(f"{path}: train.head_init linear_probe applies to single_label models; use random for multi_label")
     if config.train.label_smoothing and config.model.task == "multi_label":
         raise EventClassifierError(f"{path}: train.label_smoothing applies to single_label models; set it to 0 for multi_label")
     if config.train.lexical_weight and config.model.task == "multi_label":

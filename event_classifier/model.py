@@ -149,8 +149,7 @@ def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str]
         if name.startswith((".", "/", "~")) and not (Path(path).expanduser() / "config.json").exists():
             raise EventClassifierError(
                 f"model.name {name}: no model folder there; if it is another run's model/, train that run first "
-                "(configs/news.yaml starts from runs/corpus/model: python train.py --train.run_name=corpus "
-                "--model.pooling=mean --train.head_init=linear_probe)"
+                "(configs/news.yaml starts from runs/corpus/model: python train.py --train.run_name=corpus)"
             )
     id2label = dict(enumerate(labels))
     try:

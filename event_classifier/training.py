@@ -25,6 +25,7 @@ from event_classifier.data import label_matrix, row_labels
 from event_classifier.errors import EventClassifierError
 from event_classifier.io import atomic_write_jsonl
 from event_classifier.metrics import macro_f1
+from event_classifier.meta import META_FILE, MULTI_LABEL_PROBLEM
 from event_classifier.model import load_backbone, resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -79,16 +80,23 @@ def choose_max_length(tokenizer, model, texts: list[str], configured: int | None
     return int(min(limit, max(32, np.percentile(lengths, 99))))
 
 
-def linear_probe_head(model, tokenizer, texts: list[str], targets: list[int], max_length: int, balanced: bool,
+def linear_probe_head(model, tokenizer, texts: list[str], targets, max_length: int, balanced: bool,
                       batch_size: int = 64):
     """LP-FT's start (Kumar et al., 2022, "Fine-Tuning can Distort Pretrained Features"): set the new head to a
     logistic regression fitted on the frozen backbone's features of the train paragraphs (what the head reads: the
     pooler over [CLS], or the mean of the token states), so that fine-tuning starts from a head that already fits
-    instead of pulling the features toward a random one. Returns the probe (scikit-learn) and its train accuracy."""
+    instead of pulling the features toward a random one.
+
+    `targets`: label indices (single_label), or a multi-hot matrix (multi_label, a sigmoid head: one binary logistic
+    regression per label). Returns the probe (a scikit-learn model; for multi_label a list with one per label, None
+    for a label that is always or never present, whose head row is a constant) and its train accuracy (for
+    multi_label, over every paragraph-label pair)."""
     from sklearn.linear_model import LogisticRegression
     from tqdm.auto import tqdm
 
-    if len(set(targets)) < 2:
+    multi_label = model.config.problem_type == MULTI_LABEL_PROBLEM
+    y = np.asarray(targets)
+    if not multi_label and len(set(y.tolist())) < 2:
         raise EventClassifierError("train.head_init linear_probe: the train split holds one label only; a probe needs "
                                    "two or more (add paragraphs of the other labels, or use train.head_init: random)")
     head = getattr(model, "classifier", None)
@@ -109,19 +117,36 @@ def linear_probe_head(model, tokenizer, texts: list[str], targets: list[int], ma
         hook.remove()
         model.train(was_training)
     x = torch.cat(features).numpy()
-    probe = LogisticRegression(max_iter=2000, class_weight="balanced" if balanced else None).fit(x, targets)
     weight = np.zeros((head.out_features, x.shape[1]), dtype=np.float32)
     bias = np.zeros(head.out_features, dtype=np.float32)
-    if len(probe.classes_) == 2:  # one logit z for the second class: softmax of (-z/2, z/2) is sigmoid(z)
-        weight[probe.classes_] = np.vstack([-probe.coef_[0], probe.coef_[0]]) / 2
-        bias[probe.classes_] = np.array([-probe.intercept_[0], probe.intercept_[0]]) / 2
-    else:  # a label absent from train keeps weight 0 and a low bias
-        bias[:] = probe.intercept_.min() - 10.0
-        weight[probe.classes_], bias[probe.classes_] = probe.coef_, probe.intercept_
+
+    def fit(column):
+        return LogisticRegression(max_iter=2000, class_weight="balanced" if balanced else None).fit(x, column)
+
+    if multi_label:
+        probe = []
+        for j, column in enumerate(y.T):
+            if column.min() == column.max():  # no features can tell: the label's train frequency, clipped
+                share = float(np.clip(column.mean(), 1e-4, 1 - 1e-4))
+                bias[j] = np.log(share / (1 - share))
+                probe.append(None)
+            else:
+                probe.append(fit(column))
+                weight[j], bias[j] = probe[-1].coef_[0], probe[-1].intercept_[0]
+        accuracy = float(np.mean(((x @ weight.T + bias) > 0) == (y > 0.5)))
+    else:
+        probe = fit(y)
+        if len(probe.classes_) == 2:  # one logit z for the second class: softmax of (-z/2, z/2) is sigmoid(z)
+            weight[probe.classes_] = np.vstack([-probe.coef_[0], probe.coef_[0]]) / 2
+            bias[probe.classes_] = np.array([-probe.intercept_[0], probe.intercept_[0]]) / 2
+        else:  # a label absent from train keeps weight 0 and a low bias
+            bias[:] = probe.intercept_.min() - 10.0
+            weight[probe.classes_], bias[probe.classes_] = probe.coef_, probe.intercept_
+        accuracy = float(probe.score(x, y))
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(weight))
         head.bias.copy_(torch.from_numpy(bias))
-    return probe, float(probe.score(x, targets))
+    return probe, accuracy
 
 
 def _weighted_loss(weights: torch.Tensor | None, label_smoothing: float = 0.0):
@@ -262,9 +287,14 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
     )
     has_checkpoint = resume and any((run_dir / f"{stage}checkpoints").glob("checkpoint-*"))
     probe_accuracy = None
-    if config.train.head_init == "linear_probe" and not has_checkpoint:  # a resumed run loads its trained head
-        probe_accuracy = round(linear_probe_head(model, tokenizer, texts, targets("train"), max_length,
+    # a resumed run loads its trained head; a model folder of ours (the recipe's stage 2) brings one for these labels
+    trained_head = (Path(config.model.name).expanduser() / META_FILE).is_file()
+    if config.resolved_head_init == "linear_probe" and not has_checkpoint and not trained_head:
+        probe_targets = label_targets(rows["train"], labels)[:, :-1] if multi_label else targets("train")
+        probe_accuracy = round(linear_probe_head(model, tokenizer, texts, probe_targets, max_length,
                                                  config.train.class_weights)[1], 4)
+    elif config.resolved_head_init == "linear_probe" and trained_head:
+        logger.info("train.head_init linear_probe: %s is a trained model folder; its head is kept", config.model.name)
     weights = class_weights(labels, [r["label"] for r in rows["train"]]) if config.train.class_weights else None
     loss = _weighted_loss(weights, config.train.label_smoothing)
     if multi_label:

@@ -18,7 +18,8 @@ from event_classifier.onnx_backend import export_onnx
 @pytest.fixture(scope="module")
 def mean_run(tmp_path_factory):
     """A tiny run whose head reads the mean of the token states."""
-    _, run = train_tiny_run(tmp_path_factory.mktemp("pooling"), 12, "--train.precision=fp32", "--model.pooling=mean")
+    _, run = train_tiny_run(tmp_path_factory.mktemp("pooling"), 12, "--train.precision=fp32", "--model.pooling=mean",
+                            "--train.head_init=auto")  # default.yaml's head: mean pooling, the linear-probe start
     return run / "model"
 
 

@@ -46,16 +46,18 @@ def test_benchmark_runs_every_system_on_the_tiny_model(tmp_path):
                               "--project-config", tiny, "--project-from-corpus", *overrides, "--train.refit=true",
                               "--train.lexical_weight=0.5"])
     assert (tmp_path / "out" / "work" / "project-1" / "refit_train_log.jsonl").is_file()  # the project fold was refit
-    assert set(results) == set(real_news.SYSTEMS) | {"plain+two_stage", "plain+project", "two_stage+project", "plain+tfidf",
-                                                     "two_stage+tfidf"}
-    expected = (np.array(results["plain"]["confusion_matrix"]).sum(), np.array(results["plain+two_stage"]["confusion_matrix"]).sum())
+    # the base config is default.yaml (mean pooling: NAME@mean); the project config, tiny.yaml, keeps the [CLS] head
+    assert set(results) == {"tfidf", "corpus@mean", "plain@mean", "two_stage@mean", "project", "plain@mean+two_stage@mean",
+                            "plain@mean+project", "two_stage@mean+project", "plain@mean+tfidf", "two_stage@mean+tfidf"}
+    expected = (np.array(results["plain@mean"]["confusion_matrix"]).sum(),
+                np.array(results["plain@mean+two_stage@mean"]["confusion_matrix"]).sum())
     assert expected == (80, 80)
     saved = json.loads((tmp_path / "out" / "real_news.json").read_text())
     for name, metrics in saved["results"].items():
         assert metrics["n"] == 80 and 0 <= metrics["macro_f1"] <= 1
         assert sum(v["n"] for v in metrics["by_subtype"].values()) == 80
     table = (tmp_path / "out" / "real_news.md").read_text()
-    assert "| plain |" in table and "| two_stage |" in table and "| project |" in table and "GOV_REGAINS_TERIT" in table
+    assert "| plain@mean |" in table and "| two_stage@mean |" in table and "| project |" in table and "GOV_REGAINS_TERIT" in table
 
 
 @pytest.mark.skipif(not SHARED_CASE.is_file(), reason="../shared/data is not beside the project")
@@ -114,7 +116,7 @@ def test_an_earlier_run_joins_the_table_only_with_the_same_folds(tmp_path):
                          ids=["seed", "smoothing", "epochs", "learning_rate"])
 def test_a_second_seed_is_averaged_with_the_first_and_a_lever_stands_apart(tmp_path, extra, name, averaged):
     case = _fake_case(tmp_path / "case.tsv")
-    common = ["--case", str(case), "--folds", "2", "--systems", "plain", "--model.name=tiny-random-bert"]
+    common = ["--case", str(case), "--folds", "2", "--systems", "plain", "--model.name=tiny-random-bert", "--pooling", "cls"]
     real_news.main(common + ["--epochs", "1", "--output-dir", str(tmp_path / "a")])
     results = real_news.main(common + (extra if "--epochs" in extra else ["--epochs", "1", *extra]) + ["--include-from", str(tmp_path / "a" / "real_news.json"),
                                                "--output-dir", str(tmp_path / "b")])
