@@ -287,18 +287,18 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
     )
     has_checkpoint = resume and any((run_dir / f"{stage}checkpoints").glob("checkpoint-*"))
     probe_accuracy = None
+    multi_hot = label_matrix([row_labels(row) for row in rows["train"]], labels) if multi_label else None
     # a resumed run loads its trained head; a model folder of ours (the recipe's stage 2) brings one for these labels
-    trained_head = (Path(config.model.name).expanduser() / META_FILE).is_file()
-    if config.resolved_head_init == "linear_probe" and not has_checkpoint and not trained_head:
-        probe_targets = label_targets(rows["train"], labels)[:, :-1] if multi_label else targets("train")
-        probe_accuracy = round(linear_probe_head(model, tokenizer, texts, probe_targets, max_length,
-                                                 config.train.class_weights)[1], 4)
-    elif config.resolved_head_init == "linear_probe" and trained_head:
-        logger.info("train.head_init linear_probe: %s is a trained model folder; its head is kept", config.model.name)
+    if config.resolved_head_init == "linear_probe" and not has_checkpoint:
+        if (Path(config.model.name).expanduser() / META_FILE).is_file():
+            logger.info("train.head_init linear_probe: %s is a trained model folder; its head is kept", config.model.name)
+        else:
+            probe_accuracy = round(linear_probe_head(model, tokenizer, texts, multi_hot if multi_label else targets("train"),
+                                                     max_length, config.train.class_weights)[1], 4)
     weights = class_weights(labels, [r["label"] for r in rows["train"]]) if config.train.class_weights else None
     loss = _weighted_loss(weights, config.train.label_smoothing)
     if multi_label:
-        pos_weight = positive_weights(label_targets(rows["train"], labels)[:, :-1]) if config.train.class_weights else None
+        pos_weight = positive_weights(multi_hot) if config.train.class_weights else None
         loss = _multi_label_loss(pos_weight, weights, config.train.main_label_weight)
     callbacks = [EarlyStoppingCallback(config.train.early_stopping_patience)] if config.train.early_stopping_patience and select else []
     start = _StartStep()
