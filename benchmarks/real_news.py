@@ -144,8 +144,7 @@ def project_fit(config: Config, case_train: list[dict], work: Path) -> Predictor
     predictor = fitted_predictor(config, fitted, meta, train)
     evaluate_run(predictor, {"dev": dev}, calibrate=True)  # the temperatures, fitted on dev as train.py fits them
     if config.train.refit:  # the refit keeps them, and its companion sees train+dev too
-        meta.temperature = predictor.temperature
-        predictor = refit_predictor(config, fitted, {"train": train, "dev": dev}, work, meta, predictor.lexical)[1]
+        predictor = refit_predictor(config, fitted, predictor, {"train": train, "dev": dev}, work)[1]
     return predictor
 
 

@@ -131,8 +131,9 @@ def evaluate_run(predictor: Predictor, splits: dict[str, list[dict]], outputs: d
                  calibrate: bool = False, progress: bool = False) -> dict[str, Metrics]:
     """Score `predictor` on each named set of labelled rows, each passed through the model once.
 
-    With `calibrate`, the temperature is first fitted on splits["dev"] and set on the predictor (for a multi_label
-    model, then also the per-label thresholds, tuned on the calibrated dev probabilities, in predictor.meta); every
+    With `calibrate`, the temperature is first fitted on splits["dev"] and set on the predictor and in its metadata
+    (for a multi_label model, then also the per-label thresholds, tuned on the calibrated dev probabilities), so that
+    a model saved or refitted with predictor.meta keeps them; every
     split's report then shows its calibration before and after, from the same logits. `outputs` maps a split name to
     the folder for its metrics, predictions, error report and plots.
     """
@@ -156,7 +157,7 @@ def evaluate_run(predictor: Predictor, splits: dict[str, list[dict]], outputs: d
         y_dev = label_matrix([row_labels(r) for r in splits["dev"]], predictor.labels)
     else:
         y_dev = np.array([predictor.labels.index(r["label"]) for r in splits["dev"]])
-    predictor.temperature = fit_temperature(predictor, *passes["dev"][:2], y_dev)
+    predictor.temperature = predictor.meta.temperature = fit_temperature(predictor, *passes["dev"][:2], y_dev)
     if predictor.lexical is not None:  # then the blend with the companion, on the calibrated transformer's dev probabilities
         dev_probs = predictor.combine(*passes["dev"])
         predictor.lexical.blend_temperature = fit_scale(lambda t: predictor.blend(dev_probs, own["dev"], t), y_dev)

@@ -56,15 +56,13 @@ def _train(config: Config, run: Run, resume: bool) -> dict:
     test_folder = "selection_test" if config.train.refit else "test"
     evaluation = evaluate_run(predictor, {"dev": rows["dev"], test_folder: rows["test"]},
                               {split: run.directory / "evaluation" / split for split in ("dev", test_folder)}, calibrate=True)
-    meta.temperature = predictor.temperature
     metrics = {"train": {**fitted.stats, "precision": fitted.precision, "max_length": fitted.max_length,
                          "temperature": meta.temperature}, **evaluation}
     if predictor.lexical is not None:
         metrics["train"]["lexical_blend_temperature"] = predictor.lexical.blend_temperature
-    lexical = predictor.lexical
     if config.train.refit:
-        fitted, lexical = _refit(config, rows, run, fitted, meta, metrics, resume, lexical)
-    save_model(fitted.model, fitted.tokenizer, run.model_dir, meta, lexical)
+        fitted, predictor = _refit(config, rows, run, fitted, predictor, metrics, resume)
+    save_model(fitted.model, fitted.tokenizer, run.model_dir, meta, predictor.lexical)
     atomic_write_text(run.model_dir / "README.md", model_card(meta, metrics, to_dict(config)))
     atomic_write_json(run.directory / "metrics.json", metrics)
     run.point_latest()
@@ -82,26 +80,28 @@ def fitted_predictor(config: Config, fitted: Fitted, meta: ModelMeta, train: lis
     return predictor
 
 
-def refit_predictor(config: Config, selected: Fitted, rows: dict[str, list[dict]], run_dir: Path, meta: ModelMeta,
-                    lexical: LexicalModel | None, resume: bool = False) -> tuple[Fitted, Predictor]:
-    """The refit (training.refit: train+dev, the epochs dev chose or the configured count) as a predictor that keeps
-    `meta`'s temperatures, fitted on dev before, with the companion `lexical` trained again on train+dev."""
+def refit_predictor(config: Config, selected: Fitted, calibrated: Predictor, rows: dict[str, list[dict]], run_dir: Path,
+                    resume: bool = False) -> tuple[Fitted, Predictor]:
+    """The refit (training.refit: train+dev, the epochs dev chose or the configured count) as a predictor with the
+    metadata of `calibrated`, the selection run's predictor calibrated on dev (the refit model has seen dev, so it
+    cannot be calibrated on it): its temperatures (and thresholds) are kept, its companion is trained again on
+    train+dev with the blend temperature it had."""
     with stage_run(config, "refit"):
         fitted = refit(config, selected, rows, run_dir, resume=resume)
+    meta = calibrated.meta
     meta.max_length = fitted.max_length
-    return fitted, fitted_predictor(config, fitted, meta, rows["train"] + rows["dev"], selected=lexical)
+    return fitted, fitted_predictor(config, fitted, meta, rows["train"] + rows["dev"], selected=calibrated.lexical)
 
 
-def _refit(config: Config, rows: dict[str, list[dict]], run: Run, selected, meta: ModelMeta, metrics: dict,
-           resume: bool, lexical: LexicalModel | None):
-    """Train again on train+dev for the epoch count dev chose (or train.epochs, with train.epoch_choice fixed); keep
-    the temperatures fitted on dev by the selection run (the refit model has seen dev, so it cannot be calibrated on
-    it) and score the refit model on test. Returns it with its lexical companion, refitted on train+dev too."""
-    fitted, predictor = refit_predictor(config, selected, rows, run.directory, meta, lexical, resume)
+def _refit(config: Config, rows: dict[str, list[dict]], run: Run, selected: Fitted, calibrated: Predictor, metrics: dict,
+           resume: bool) -> tuple[Fitted, Predictor]:
+    """Train again on train+dev for the epoch count dev chose (or train.epochs, with train.epoch_choice fixed) and
+    score the refit model on test (refit_predictor). Returns it as a predictor, with its lexical companion."""
+    fitted, predictor = refit_predictor(config, selected, calibrated, rows, run.directory, resume)
     metrics["test"] = evaluate_run(predictor, {"test": rows["test"]}, {"test": run.directory / "evaluation" / "test"})["test"]
     metrics["refit"] = {**fitted.stats, "paragraphs": len(rows["train"]) + len(rows["dev"]),
                         "selection_test_macro_f1": metrics["selection_test"]["macro_f1"]}
-    return fitted, predictor.lexical
+    return fitted, predictor
 
 
 def train_seeds(config: Config, seeds: list[int], overwrite: bool = False) -> dict:
