@@ -15,7 +15,7 @@ from transformers.utils import logging as hf_logging
 
 from event_classifier.errors import EventClassifierError
 from event_classifier.io import atomic_directory
-from event_classifier.meta import MULTI_LABEL_PROBLEM, ModelMeta
+from event_classifier.meta import META_FILE, MULTI_LABEL_PROBLEM, ModelMeta
 from event_classifier.onnx_backend import is_onnx_folder, load_onnx
 from event_classifier.runs import resolve_model_dir
 
@@ -135,6 +135,12 @@ def resolve_backbone(name: str) -> str:
     return name
 
 
+def is_trained_model_folder(name: str) -> bool:
+    """Whether model.name is a model folder saved by this project (a run's model/, with event_classifier.json), as
+    stage 1 of the recipe for real news is: its head is trained for our labels and read with its own pooling."""
+    return (Path(name).expanduser() / META_FILE).is_file()
+
+
 def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str], seed: int, task: str = "single_label",
                   attention_dropout: float | None = None, pooling: str = "cls"):
     """A sequence-classification model with a fresh head for `labels` (a sigmoid head when `task` is multi_label),
@@ -158,8 +164,8 @@ def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str]
             path, num_labels=len(labels), id2label=id2label, label2id={v: k for k, v in id2label.items()},
             problem_type=MULTI_LABEL_PROBLEM if task == "multi_label" else "single_label_classification",
         )
-        trained_pooling = getattr(config, POOLING, None)  # set when `path` is one of our model folders
-        if trained_pooling and trained_pooling != pooling:
+        trained_pooling = getattr(config, POOLING, "cls") if is_trained_model_folder(name) else pooling
+        if trained_pooling != pooling:
             logger.warning("model.name %s: its head was trained on the %s pooling and this config reads %s, so the head "
                            "starts on features it never saw; train that model with --model.pooling=%s (configs/news.yaml "
                            "expects stage 1 trained as the README says) or set model.pooling: %s",

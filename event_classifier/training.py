@@ -25,8 +25,8 @@ from event_classifier.data import label_matrix, row_labels
 from event_classifier.errors import EventClassifierError
 from event_classifier.io import atomic_write_jsonl
 from event_classifier.metrics import macro_f1
-from event_classifier.meta import META_FILE, MULTI_LABEL_PROBLEM
-from event_classifier.model import load_backbone, resolve_precision
+from event_classifier.meta import MULTI_LABEL_PROBLEM
+from event_classifier.model import is_trained_model_folder, load_backbone, resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
     multi_hot = label_matrix([row_labels(row) for row in rows["train"]], labels) if multi_label else None
     # a resumed run loads its trained head; a model folder of ours (the recipe's stage 2) brings one for these labels
     if config.resolved_head_init == "linear_probe" and not has_checkpoint:
-        if (Path(config.model.name).expanduser() / META_FILE).is_file():
+        if is_trained_model_folder(config.model.name):
             logger.info("train.head_init linear_probe: %s is a trained model folder; its head is kept", config.model.name)
         else:
             probe_accuracy = round(linear_probe_head(model, tokenizer, texts, multi_hot if multi_label else targets("train"),
