@@ -62,8 +62,8 @@ def _train(config: Config, run: Run, resume: bool) -> dict:
         metrics["train"]["lexical_blend_temperature"] = predictor.lexical.blend_temperature
     if config.train.refit:
         fitted, predictor = _refit(config, rows, run, fitted, predictor, metrics, resume)
-    save_model(fitted.model, fitted.tokenizer, run.model_dir, meta, predictor.lexical)
-    atomic_write_text(run.model_dir / "README.md", model_card(meta, metrics, to_dict(config)))
+    save_model(fitted.model, fitted.tokenizer, run.model_dir, predictor.meta, predictor.lexical)
+    atomic_write_text(run.model_dir / "README.md", model_card(predictor.meta, metrics, to_dict(config)))
     atomic_write_json(run.directory / "metrics.json", metrics)
     run.point_latest()
     log_results(config, run.directory, metrics)
