@@ -157,7 +157,7 @@ def evaluate_run(predictor: Predictor, splits: dict[str, list[dict]], outputs: d
         y_dev = label_matrix([row_labels(r) for r in splits["dev"]], predictor.labels)
     else:
         y_dev = np.array([predictor.labels.index(r["label"]) for r in splits["dev"]])
-    predictor.temperature = predictor.meta.temperature = fit_temperature(predictor, *passes["dev"][:2], y_dev)
+    predictor.temperature = fit_temperature(predictor, *passes["dev"][:2], y_dev)
     if predictor.lexical is not None:  # then the blend with the companion, on the calibrated transformer's dev probabilities
         dev_probs = predictor.combine(*passes["dev"])
         predictor.lexical.blend_temperature = fit_scale(lambda t: predictor.blend(dev_probs, own["dev"], t), y_dev)

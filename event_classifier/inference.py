@@ -53,6 +53,15 @@ class Predictor:
         predictor._setup(model, tokenizer, meta, None, None, None, precision, 0.0, False)
         return predictor
 
+    @property
+    def temperature(self) -> float:
+        """The transformer's calibration temperature: the model's metadata holds it (saved with the model)."""
+        return float(self.meta.temperature)
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self.meta.temperature = float(value)
+
     def _setup(self, model, tokenizer, meta: ModelMeta, directory: Path | None, batch_size: int | None,
                stride: int | None, precision: str, min_confidence: float, quantize: bool) -> None:
         self.model, self.tokenizer, self.meta, self.directory = model, tokenizer, meta, directory
@@ -60,7 +69,6 @@ class Predictor:
         self.max_length = int(meta.max_length)
         self.stride = max(0, min(meta.stride if stride is None else stride, self.max_length // 4))
         self.batch_size = batch_size or meta.batch_size
-        self.temperature = float(meta.temperature)
         self.backend = "onnx" if isinstance(model, OnnxModel) else "torch"
         self.precision = "fp32" if self.backend == "onnx" else resolve_precision(precision)  # ONNX Runtime runs what was exported
         self.min_confidence = min_confidence
@@ -197,7 +205,7 @@ class Ensemble(Predictor):
                                            f"{first.meta.task} one; an ensemble needs models of one task")
         self.model, self.tokenizer, self.meta, self.directory = None, first.tokenizer, first.meta, first.directory
         self.labels, self.max_length, self.stride, self.batch_size = first.labels, first.max_length, first.stride, first.batch_size
-        self.temperature, self.precision, self.min_confidence = first.temperature, first.precision, min_confidence
+        self.precision, self.min_confidence = first.precision, min_confidence  # temperature: the first model's meta
         self.lexical = None  # each member blends its own
 
     def predict_proba(self, texts: list[str], progress: bool = False) -> np.ndarray:
