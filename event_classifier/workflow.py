@@ -57,7 +57,7 @@ def _train(config: Config, run: Run, resume: bool) -> dict:
     evaluation = evaluate_run(predictor, {"dev": rows["dev"], test_folder: rows["test"]},
                               {split: run.directory / "evaluation" / split for split in ("dev", test_folder)}, calibrate=True)
     metrics = {"train": {**fitted.stats, "precision": fitted.precision, "max_length": fitted.max_length,
-                         "temperature": meta.temperature}, **evaluation}
+                         "temperature": predictor.temperature}, **evaluation}
     if predictor.lexical is not None:
         metrics["train"]["lexical_blend_temperature"] = predictor.lexical.blend_temperature
     if config.train.refit:

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 LABELS = ["military_advance", "attack", "diplomacy", "other"]
+# seconds a subprocess that runs a model gets before it counts as hung: a guard against a hang, not a speed check
+# (on a machine loaded by a training, predicting three paragraphs took over 120 s)
+HANG_GUARD_S = 600
 WORDS = {
     "military_advance": ["troops", "captured", "seized", "entered", "retook", "village", "ridge", "town", "control", "positions"],
     "attack": ["shelling", "strike", "drone", "killed", "bombing", "rockets", "ambush", "wounded", "artillery", "explosion"],

@@ -12,7 +12,7 @@ import yaml
 from event_classifier.cli import evaluate_main, predict_main, prepare_main, train_main
 from event_classifier.inference import Predictor
 
-from conftest import LABELS, train_tiny_run
+from conftest import HANG_GUARD_S, LABELS, train_tiny_run
 
 ARTICLE = "Troops captured the ridge town\nafter a night march.\n\nRockets hit the depot, killing two.\n\nEnvoys met for talks."
 
@@ -115,7 +115,7 @@ def test_predict_csv_and_same_predictions_after_reload(trained_run, tmp_path):
 def test_predict_reads_stdin(trained_run):
     _, run = trained_run
     done = subprocess.run([sys.executable, "predict.py", "--model", str(run), "-"], input=ARTICLE, capture_output=True,
-                          text=True, timeout=600)  # a guard against a hang, not a speed check: a loaded machine took over 120 s
+                          text=True, timeout=HANG_GUARD_S)
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 3 and "<stdin>: 3 paragraphs" in done.stderr
 

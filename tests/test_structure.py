@@ -12,7 +12,7 @@ import pytest
 from event_classifier.cli import evaluate_main, predict_main, prepare_main, train_main
 from event_classifier.inference import Predictor
 
-from conftest import LABELS, make_corpus, save_tiny_model, write_jsonl
+from conftest import HANG_GUARD_S, LABELS, make_corpus, save_tiny_model, write_jsonl
 
 PROJECT = Path(__file__).resolve().parent.parent
 ARTICLE = "Troops captured the ridge town.\n\nRockets hit the depot, killing two.\n\nEnvoys met for talks."
@@ -119,18 +119,18 @@ def test_commands_work_from_another_folder(run_with_splits, tmp_path):
     _, run = run_with_splits
     (tmp_path / "a.txt").write_text(ARTICLE)
     predicted = subprocess.run([sys.executable, str(PROJECT / "predict.py"), "--model", str(run), "a.txt"],
-                               cwd=tmp_path, capture_output=True, text=True, timeout=600)  # a guard against a hang, not a speed check
+                               cwd=tmp_path, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert predicted.returncode == 0, predicted.stderr
     assert len(predicted.stdout.splitlines()) == 3
     evaluated = subprocess.run(["event-classifier", "evaluate", str(run), "--output-dir", "ev"], cwd=tmp_path,
-                               capture_output=True, text=True, timeout=600)  # a guard against a hang, not a speed check
+                               capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert evaluated.returncode == 0, evaluated.stderr
     assert (tmp_path / "ev" / "metrics.json").exists()
 
 
 @pytest.mark.parametrize("command", ["prepare", "train", "evaluate", "predict", "serve"])
 def test_the_installed_command_has_every_step_with_help(command):
-    done = subprocess.run(["event-classifier", command, "--help"], capture_output=True, text=True, timeout=600)  # a guard against a hang, not a speed check
+    done = subprocess.run(["event-classifier", command, "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and f"usage: event-classifier {command}" in done.stdout
     assert "--config" in done.stdout if command in {"prepare", "train"} else "--model" in done.stdout or "models" in done.stdout
 
