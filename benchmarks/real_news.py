@@ -58,6 +58,7 @@ from event_classifier.evaluation import evaluate_run, score_predictions
 from event_classifier.inference import Predictor
 from event_classifier.io import atomic_write_json, atomic_write_text, sha256_of
 from event_classifier.meta import ModelMeta
+from event_classifier.metrics import recall_by_source_label
 from event_classifier.model import POOLING, load_backbone
 from event_classifier.sources import read_source
 from event_classifier.training import _weighted_loss, choose_max_length, class_weights, fit
@@ -146,14 +147,6 @@ def project_fit(config: Config, case_train: list[dict], work: Path) -> Predictor
     if config.train.refit:  # the refit keeps them, and its companion sees train+dev too
         predictor = refit_predictor(config, fitted, predictor, {"train": train, "dev": dev}, work)[1]
     return predictor
-
-
-def subtype_recall(rows: list[dict], predicted: list[str]) -> dict[str, dict]:
-    """For each CASE subtype: how many snippets, and the share predicted as the label the codebook maps it to."""
-    by_type: dict[str, list[bool]] = defaultdict(list)
-    for row, label in zip(rows, predicted):
-        by_type[row["source_label"]].append(row["label"] == label)
-    return {t: {"n": len(v), "recall": round(float(np.mean(v)), 3)} for t, v in sorted(by_type.items())}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -317,7 +310,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in probs:
         metrics = score_predictions(rows, probs[name], labels)
         metrics["train_seconds"] = seconds[name] / len(folds)
-        metrics["by_subtype"] = subtype_recall(rows, [labels[i] for i in probs[name].argmax(axis=1)])
+        metrics["by_subtype"] = recall_by_source_label(rows, [labels[i] for i in probs[name].argmax(axis=1)])
         results[name] = metrics
     wall = time.perf_counter() - started
     text = (f"# Real-news benchmark: {len(rows)} CASE 2021 snippets, {len(folds)}-fold pooled out-of-fold\n\n"

@@ -140,6 +140,7 @@ def tune_main(argv: list[str] | None = None) -> int:
 @command
 def evaluate_main(argv: list[str] | None = None) -> int:
     from event_classifier.metrics import format_table
+    from event_classifier.reports import weakest_first
     from event_classifier.workflow import ensemble_name, evaluate
 
     parser = _parser("evaluate", "Evaluate one or more runs or model folders on labelled paragraphs; several are "
@@ -167,6 +168,10 @@ def evaluate_main(argv: list[str] | None = None) -> int:
         print(f"macro-F1 95 % CI {low:.3f}-{high:.3f}; ECE {metrics['ece']:.3f}")
         for source, m in metrics.get("by_source", {}).items():
             print(f"  {source}: macro-F1 {m['macro_f1']:.3f}, accuracy {m['accuracy']:.3f} ({m['n']} paragraphs)")
+        if metrics.get("by_source_label"):
+            print("recall per source label, weakest first:")
+            for name, m in weakest_first(metrics["by_source_label"]):
+                print(f"  {name:<30} -> {m['label']:<18} {m['right']:>4} of {m['n']:<4} {m['recall']:.2f}")
         print(f"wrote {result.folders[args.models[0]]}/metrics.json, errors.md and plots")
     if result.comparison:
         print(f"\n{result.data}: {result.rows} paragraphs\n{result.table}")

@@ -18,7 +18,8 @@ from event_classifier.data import label_matrix, row_labels
 from event_classifier.errors import EventClassifierError
 from event_classifier.inference import Predictor
 from event_classifier.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
-from event_classifier.metrics import bootstrap_macro_f1, classification_metrics, label_set_metrics, plot_confusion_matrix
+from event_classifier.metrics import (bootstrap_macro_f1, classification_metrics, label_set_metrics, plot_confusion_matrix,
+                                      recall_by_source_label)
 from event_classifier.reports import error_report
 from event_classifier.sources import split_source_spec
 
@@ -37,6 +38,7 @@ class Metrics(TypedDict, total=False):
     ece_uncalibrated: float  # the same before temperature scaling (only when calibrating)
     coverage_curve: list[dict]  # min_confidence -> coverage, precision
     by_source: dict[str, dict]  # mixed data: n, accuracy, macro_f1 per source
+    by_source_label: dict[str, dict]  # data read through a codebook: n, right, recall per label of the source's scheme
     data: str
     temperature: float
     task: str  # the model's: single_label or multi_label
@@ -99,6 +101,8 @@ def evaluate_rows(predictor: Predictor, rows: list[dict], output_dir: Path | Non
             present = [label for label in predictor.labels if label in {t for t, _ in pairs}]
             m = classification_metrics([t for t, _ in pairs], [p for _, p in pairs], present)
             metrics["by_source"][source] = {"n": m["n"], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "labels": present}
+    if any("source_label" in r for r in rows):  # e.g. which CASE subtypes the model misses
+        metrics["by_source_label"] = recall_by_source_label(rows, [p["label"] for p in predictions])
     y = np.array([predictor.labels.index(r["label"]) for r in rows])
     metrics["coverage_curve"] = coverage_curve(probs, y)
     if uncalibrated is not None:
@@ -107,7 +111,8 @@ def evaluate_rows(predictor: Predictor, rows: list[dict], output_dir: Path | Non
         output_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(output_dir / "metrics.json", metrics)
         atomic_write_jsonl(output_dir / "predictions.jsonl", (
-            {"id": r["id"], "text": r["text"], "true": r["label"], **({"true_also": r["also"]} if r.get("also") else {}), **p}
+            {"id": r["id"], "text": r["text"], "true": r["label"], **({"true_also": r["also"]} if r.get("also") else {}),
+             **({"source_label": r["source_label"]} if "source_label" in r else {}), **p}
             for r, p in zip(rows, predictions)
         ))
         atomic_write_text(output_dir / "errors.md", error_report(rows, predictions, metrics, name))

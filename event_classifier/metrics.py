@@ -32,6 +32,19 @@ def classification_metrics(y_true: list[str], y_pred: list[str], labels: list[st
     }
 
 
+def recall_by_source_label(rows: list[dict], predicted: list[str]) -> dict[str, dict]:
+    """For each label of the source's own scheme (`source_label`, kept by a codebook: CASE's SubType): how many rows,
+    the label its codebook maps it to, how many were predicted as that label, and that share. Rows without one are
+    left out; no row has one: {}."""
+    counts: dict[str, dict] = {}
+    for row, label in zip(rows, predicted, strict=True):
+        if "source_label" in row:
+            entry = counts.setdefault(row["source_label"], {"label": row["label"], "n": 0, "right": 0})
+            entry["n"] += 1
+            entry["right"] += row["label"] == label
+    return {name: dict(entry, recall=round(entry["right"] / entry["n"], 3)) for name, entry in sorted(counts.items())}
+
+
 def label_set_metrics(y_true: np.ndarray, y_pred: np.ndarray, main: np.ndarray, labels: list[str]) -> dict:
     """Multi-label figures of predicted label sets against true ones (multi-hot matrices, one column per label):
     micro- and macro-F1 over labels, per-class precision/recall/F1/support, subset accuracy (the whole set right),

@@ -28,6 +28,11 @@ def _clip(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def weakest_first(by_source_label: dict[str, dict]) -> list[tuple[str, dict]]:
+    """Source labels by recall, lowest first (the larger first among equals)."""
+    return sorted(by_source_label.items(), key=lambda kv: (kv[1]["recall"], -kv[1]["n"], kv[0]))
+
+
 def error_report(rows: list[dict], predictions: list[dict], metrics: dict, name: str, top: int = 15,
                  per_pair: int = 3) -> str:
     """The most confident mistakes and, for each confusion pair, example texts."""
@@ -43,6 +48,11 @@ def error_report(rows: list[dict], predictions: list[dict], metrics: dict, name:
     pairs: dict[tuple[str, str], list] = defaultdict(list)
     for row, prediction in mistakes:
         pairs[(row["label"], prediction["label"])].append((row, prediction))
+    if metrics.get("by_source_label"):
+        lines += ["", "## Recall per label of the source's scheme, weakest first", "",
+                  "| source label | maps to | right | recall |", "|---|---|---|---|"]
+        lines += [f"| {name} | {m['label']} | {m['right']} of {m['n']} | {m['recall']:.2f} |"
+                  for name, m in weakest_first(metrics["by_source_label"])]
     lines += ["", "## Confusion pairs", ""]
     for (true, predicted), items in sorted(pairs.items(), key=lambda kv: -len(kv[1])):
         lines += [f"### {true} read as {predicted} ({len(items)})", ""]

@@ -83,3 +83,48 @@ def test_mixed_sources_get_their_own_figures(tmp_path):
     metrics = evaluate_rows(Predictor(tmp_path / "m"), rows)
     assert set(metrics["by_source"]) == {"authored", "case"}
     assert sum(m["n"] for m in metrics["by_source"].values()) == 40
+
+
+def test_recall_by_source_label_counts_each_source_label_against_its_mapped_label():
+    from event_classifier.metrics import recall_by_source_label
+
+    rows = [{"label": "attack", "source_label": "SUIC_BOMB"}, {"label": "attack", "source_label": "SUIC_BOMB"},
+            {"label": "other", "source_label": "MAN_MADE_DISASTER"}, {"label": "other"}]
+    got = recall_by_source_label(rows, ["attack", "other", "attack", "other"])
+    assert got == {"MAN_MADE_DISASTER": {"label": "other", "n": 1, "right": 0, "recall": 0.0},
+                   "SUIC_BOMB": {"label": "attack", "n": 2, "right": 1, "recall": 0.5}}
+    assert recall_by_source_label([{"label": "other"}], ["attack"]) == {}
+
+
+def test_evaluating_codebook_data_reports_recall_per_source_label(tmp_path, capsys):
+    """`evaluate --data case=PATH` scores each CASE subtype against the label its codebook maps it to: in metrics.json,
+    in predictions.jsonl (each row's subtype), in errors.md and on the terminal, weakest first."""
+    import json
+
+    from event_classifier.cli import evaluate_main
+    from conftest import save_tiny_model
+
+    save_tiny_model(tmp_path / "m")
+    snippets = [("GOV_REGAINS_TERIT", "Army units moved back into the river town after the militia left it."),
+                ("ARMED_CLASH", "Two armed groups traded fire for an hour near the quarry road."),
+                ("ARMED_CLASH", "Soldiers and rebels fought through the night outside the old mill."),
+                ("DIPLO", "The two foreign ministers met to discuss the border crossings."),
+                ("MAN_MADE_DISASTER", "A fire broke out at a paint factory and spread to a warehouse."),
+                ("PEACE_PROTEST", "Hundreds of teachers marched to the ministry to ask for their pay.")]
+    data = tmp_path / "case.tsv"
+    data.write_text("id\tEventSnippet\tSubType\n" + "".join(f"{i}\t{t}\t{s}\n" for i, (s, t) in enumerate(snippets)))
+    assert evaluate_main([str(tmp_path / "m"), "--data", f"case={data}", "--output-dir", str(tmp_path / "ev")]) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    predictions = [json.loads(line) for line in (tmp_path / "ev" / "predictions.jsonl").read_text().splitlines()]
+    assert [p["source_label"] for p in predictions] == [s for s, _ in snippets]
+    clashes = [p for p in predictions if p["source_label"] == "ARMED_CLASH"]
+    right = sum(p["label"] == "attack" for p in clashes)
+    assert metrics["by_source_label"]["ARMED_CLASH"] == {"label": "attack", "n": 2, "right": right, "recall": right / 2}
+    assert sum(m["n"] for m in metrics["by_source_label"].values()) == len(snippets)
+    assert sum(m["right"] for m in metrics["by_source_label"].values()) == round(metrics["accuracy"] * len(snippets))
+    out = capsys.readouterr().out
+    assert "recall per source label, weakest first" in out and "MAN_MADE_DISASTER" in out
+    shown = [line.split()[0] for line in out.splitlines() if " -> " in line]
+    recalls = [metrics["by_source_label"][name]["recall"] for name in shown]
+    assert sorted(shown) == sorted(metrics["by_source_label"]) and recalls == sorted(recalls)
+    assert "| ARMED_CLASH | attack |" in (tmp_path / "ev" / "errors.md").read_text()
