@@ -51,7 +51,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
 from event_classifier.baseline import train_baseline
-from event_classifier.comparison import comparison_table
+from event_classifier.comparison import comparison_table, source_label_table
 from event_classifier.config import Config, LabelSpec, load_config
 from event_classifier.data import SPLITS, collect, deduplicate, load_split, take_fold
 from event_classifier.evaluation import evaluate_run, score_predictions
@@ -318,12 +318,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"(backbone {config.model.name}, seed {args.seed}); wall time {wall / 60:.1f} min on {torch.get_num_threads()} threads.\n\n"
             f"{comparison_table(results, labels)}\n\nTraining time per fold: "
             + ", ".join(f"{name} {m['train_seconds']:.0f} s" for name, m in results.items()) + ".\n")
-    subtypes = sorted({r["source_label"] for r in rows})
-    names = list(results)
-    text += "\n## Recall per CASE subtype\n\n| subtype | n | " + " | ".join(names) + " |\n|" + "---|" * (2 + len(names)) + "\n"
-    for subtype in subtypes:
-        n = results[names[0]]["by_subtype"][subtype]["n"]
-        text += f"| {subtype} | {n} | " + " | ".join(f"{results[s]['by_subtype'][subtype]['recall']:.2f}" for s in names) + " |\n"
+    text += "\n## Recall per CASE subtype\n\n" + source_label_table(results, key="by_subtype") + "\n"
     atomic_write_text(out / "real_news.md", text)
     atomic_write_json(out / "real_news.json", {"folds": args.folds, "epochs": args.epochs, "seed": args.seed, "rows": len(rows),
                                                "case_sha256": case_hash, "wall_seconds": round(wall, 1), "results": results,

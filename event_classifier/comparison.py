@@ -6,6 +6,7 @@ import numpy as np
 
 from event_classifier.baseline import train_baseline
 from event_classifier.evaluation import score_label_sets, score_predictions
+from event_classifier.metrics import recall_by_source_label
 
 
 def baseline_metrics(train_rows: list[dict], rows: list[dict], labels: list[str]) -> dict:
@@ -17,6 +18,8 @@ def baseline_metrics(train_rows: list[dict], rows: list[dict], labels: list[str]
     metrics = score_predictions(rows, probs, labels)
     if any(r.get("also") for r in rows):  # one label per paragraph, scored as a label set like a single-label model
         metrics["label_sets"] = score_label_sets(rows, [[labels[i]] for i in probs.argmax(axis=1)], labels)
+    if any("source_label" in r for r in rows):
+        metrics["by_source_label"] = recall_by_source_label(rows, [labels[i] for i in probs.argmax(axis=1)])
     return metrics
 
 
@@ -40,4 +43,19 @@ def comparison_table(results: dict[str, dict], labels: list[str]) -> str:
                        for value in LABEL_SET_COLUMNS.values()) if sets else ""
         lines.append(f"| {name} | {m['macro_f1']:.3f} | {low:.3f}-{high:.3f} | {m['accuracy']:.3f} | {m['ece']:.3f} | "
                      f"{per_class}{more} |")
+    return "\n".join(lines)
+
+
+def source_label_table(results: dict[str, dict], key: str = "by_source_label") -> str:
+    """Markdown table of the recall of each label of the source's scheme (rows: e.g. CASE subtypes, with the label
+    its codebook maps it to) for each result that has them (columns, in the order given); "" when none has."""
+    names = [name for name, m in results.items() if m.get(key)]
+    if not names:
+        return ""
+    lines = ["| source label | maps to | n | " + " | ".join(names) + " |", "|" + "---|" * (3 + len(names))]
+    for source_label in sorted({t for name in names for t in results[name][key]}):
+        entry = next(results[name][key][source_label] for name in names if source_label in results[name][key])
+        recalls = [f"{results[name][key][source_label]['recall']:.2f}" if source_label in results[name][key] else "-"
+                   for name in names]
+        lines.append(f"| {source_label} | {entry['label']} | {entry['n']} | " + " | ".join(recalls) + " |")
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from event_classifier.comparison import baseline_metrics, comparison_table
+from event_classifier.comparison import baseline_metrics, comparison_table, source_label_table
 from event_classifier.config import Config, to_dict
 from event_classifier.data import SPLITS, load_split, read_split
 from event_classifier.evaluation import Metrics, data_name, evaluate_run
@@ -176,6 +176,9 @@ def evaluate(models: list[str], data: str | None = None, baseline: bool = False,
     evaluation = Evaluation(name, len(rows), results, folders)
     if len(results) > 1:
         evaluation.table = comparison_table(results, labels)
+        by_source_label = source_label_table(results)  # data read through a codebook: e.g. CASE subtypes side by side
+        if by_source_label:
+            evaluation.table += f"\n\n## Recall per source label\n\n{by_source_label}"
         out = Path(output_dir) if output_dir else Path(run_dir_of(models[0]) or predictors[0].directory).parent / "comparisons" / name
         atomic_write_json(out / "comparison.json", {"data": name, "rows": len(rows), "results": results})
         atomic_write_text(out / "comparison.md", f"# {name} ({len(rows)} paragraphs)\n\n{evaluation.table}\n")

@@ -128,3 +128,20 @@ def test_evaluating_codebook_data_reports_recall_per_source_label(tmp_path, caps
     recalls = [metrics["by_source_label"][name]["recall"] for name in shown]
     assert sorted(shown) == sorted(metrics["by_source_label"]) and recalls == sorted(recalls)
     assert "| ARMED_CLASH | attack |" in (tmp_path / "ev" / "errors.md").read_text()
+    save_tiny_model(tmp_path / "m2")  # two models side by side: the comparison holds their recall per subtype too
+    assert evaluate_main([str(tmp_path / "m"), str(tmp_path / "m2"), "--data", f"case={data}", "--output-dir", str(tmp_path / "cmp")]) == 0
+    comparison = (tmp_path / "cmp" / "comparison.md").read_text()
+    row = next(line for line in comparison.splitlines() if line.startswith("| ARMED_CLASH |"))
+    assert "## Recall per source label" in comparison and row == f"| ARMED_CLASH | attack | 2 | {right / 2:.2f} | {right / 2:.2f} |"
+
+
+def test_the_source_label_table_puts_models_side_by_side_and_marks_what_one_lacks():
+    from event_classifier.comparison import source_label_table
+
+    a = {"by_source_label": {"CHEM_WEAP": {"label": "attack", "n": 22, "right": 6, "recall": 0.273},
+                             "DIPLO": {"label": "diplomacy", "n": 26, "right": 26, "recall": 1.0}}}
+    b = {"by_source_label": {"CHEM_WEAP": {"label": "attack", "n": 22, "right": 15, "recall": 0.682}}}
+    table = source_label_table({"before": a, "after": b, "no codebook": {}}).splitlines()
+    assert table[0] == "| source label | maps to | n | before | after |"
+    assert table[2:] == ["| CHEM_WEAP | attack | 22 | 0.27 | 0.68 |", "| DIPLO | diplomacy | 26 | 1.00 | - |"]
+    assert source_label_table({"x": {}}) == ""
