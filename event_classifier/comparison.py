@@ -16,10 +16,11 @@ def baseline_metrics(train_rows: list[dict], rows: list[dict], labels: list[str]
     raw = classifier.predict_proba([r["text"] for r in rows])
     probs = np.stack([raw[:, i] if i is not None else np.zeros(len(rows)) for i in order], axis=1)
     metrics = score_predictions(rows, probs, labels)
+    predicted = [labels[i] for i in probs.argmax(axis=1)]
     if any(r.get("also") for r in rows):  # one label per paragraph, scored as a label set like a single-label model
-        metrics["label_sets"] = score_label_sets(rows, [[labels[i]] for i in probs.argmax(axis=1)], labels)
+        metrics["label_sets"] = score_label_sets(rows, [[label] for label in predicted], labels)
     if any("source_label" in r for r in rows):
-        metrics["by_source_label"] = recall_by_source_label(rows, [labels[i] for i in probs.argmax(axis=1)])
+        metrics["by_source_label"] = recall_by_source_label(rows, predicted)
     return metrics
 
 

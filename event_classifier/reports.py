@@ -45,14 +45,14 @@ def error_report(rows: list[dict], predictions: list[dict], metrics: dict, name:
              "| confidence | true | predicted | text |", "|---|---|---|---|"]
     for row, prediction in mistakes[:top]:
         lines.append(f"| {prediction['score']:.2f} | {row['label']} | {prediction['label']} | {_clip(row['text'])} |")
-    pairs: dict[tuple[str, str], list] = defaultdict(list)
-    for row, prediction in mistakes:
-        pairs[(row["label"], prediction["label"])].append((row, prediction))
     if metrics.get("by_source_label"):
         lines += ["", "## Recall per label of the source's scheme, weakest first", "",
                   "| source label | maps to | right | recall |", "|---|---|---|---|"]
-        lines += [f"| {name} | {m['label']} | {m['right']} of {m['n']} | {m['recall']:.2f} |"
-                  for name, m in weakest_first(metrics["by_source_label"])]
+        lines += [f"| {source_label} | {m['label']} | {m['right']} of {m['n']} | {m['recall']:.2f} |"
+                  for source_label, m in weakest_first(metrics["by_source_label"])]
+    pairs: dict[tuple[str, str], list] = defaultdict(list)
+    for row, prediction in mistakes:
+        pairs[(row["label"], prediction["label"])].append((row, prediction))
     lines += ["", "## Confusion pairs", ""]
     for (true, predicted), items in sorted(pairs.items(), key=lambda kv: -len(kv[1])):
         lines += [f"### {true} read as {predicted} ({len(items)})", ""]
