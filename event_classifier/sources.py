@@ -190,6 +190,20 @@ def read_source(name: str, path: Path, labels: list[str]) -> tuple[list[dict], R
     return rows, report
 
 
+def read_source_texts(name: str, path: Path) -> list[str]:
+    """Every text of an outside source by its codebook, whatever its label maps to (to check our corpus against it).
+    Records without the codebook's text field (PLOVER's file opens with one describing the file) hold no text."""
+    codebook = load_codebook(name)
+    field_name = codebook["text_field"]
+    texts = []
+    for _, record in _source_records(Path(path), codebook):
+        try:
+            texts.append(str(record[field_name]))
+        except (KeyError, IndexError):
+            continue
+    return texts
+
+
 def split_source_spec(spec: str) -> tuple[str, Path] | None:
     """`NAME=PATH` as (name, path); None when `spec` is a plain file path (an existing file, or no `=`)."""
     spec = str(spec)

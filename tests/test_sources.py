@@ -1,5 +1,7 @@
 """Codebooks: outside sources read by path and mapped to our labels; nothing dropped silently."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,20 @@ def test_news_config_names_existing_shared_files():
     for name, path in config.data.sources.items():
         assert Path(path).is_file(), path
         assert (SOURCES_DIR / f"{name}.yaml").is_file()
+
+
+def test_overlap_lists_the_word_runs_a_paragraph_shares_with_outside_texts(tmp_path):
+    outside = tmp_path / "case.tsv"  # a source label the codebook drops or maps, the text is compared either way
+    outside.write_text("id\tEventSnippet\tSubType\n1\tThe convoy crossed the old stone bridge at dawn on Monday.\tOTHER\n"
+                       "2\tWitnesses said the old stone bridge at dawn was empty.\tDIPLO\n")
+    ours = tmp_path / "ours.jsonl"
+    ours.write_text('{"id": "x-a1-p1", "text": "Rebels blew up The Old Stone-Bridge at dawn, officials said.", "label": "attack"}\n'
+                    '{"id": "x-a1-p2", "text": "Nothing here is in the outside file at all today.", "label": "other"}\n')
+    done = subprocess.run([sys.executable, "data/overlap.py", str(ours), "--source", f"case={outside}", "--words", "5"],
+                          capture_output=True, text=True, check=True)
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("2 paragraphs against 2 outside texts: 1 share a run of 5 words")
+    assert lines[1:] == ['  x-a1-p1: "old stone bridge at dawn" (2); "the old stone bridge at" (2)']
+    missing = subprocess.run([sys.executable, "data/overlap.py", str(ours), "--source", f"case={tmp_path / 'no.tsv'}"],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "no.tsv: not found" in missing.stderr
