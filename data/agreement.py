@@ -1,7 +1,8 @@
-"""Agreement between the corpus labels and a second, blind annotation: python data/agreement.py [FILE].
+"""Agreement between the corpus labels and a second, blind annotation: python data/agreement.py [FILE] [--paragraphs P].
 
 FILE (default data/agreement/blind_300.jsonl) holds one {"id", "label"} per paragraph, labelled by an annotator who
-saw only data/GUIDELINES.md and the texts. Prints Cohen's kappa, the agreement and every disagreement.
+saw only data/GUIDELINES.md and the texts. Prints Cohen's kappa, the agreement and every disagreement. The first
+labels come from the corpus (data.paragraphs), or from --paragraphs, a file or folder such as a batch in data/extra.
 """
 
 import argparse
@@ -12,19 +13,25 @@ from sklearn.metrics import cohen_kappa_score
 
 from event_classifier.config import load_config
 from event_classifier.data import paragraph_files
+from event_classifier.errors import EventClassifierError
 from event_classifier.io import iter_jsonl
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", nargs="?", default=str(Path(__file__).resolve().parent / "agreement" / "blind_300.jsonl"))
+    parser.add_argument("--paragraphs", help="the labelled paragraphs compared (default: the corpus, data.paragraphs)")
     args = parser.parse_args(argv)
-    config = load_config()
-    gold = {row["id"]: row for path in paragraph_files(Path(config.data.paragraphs)) for _, row in iter_jsonl(path)}
-    second = [row for _, row in iter_jsonl(args.file)]
+    paragraphs = Path(args.paragraphs or load_config().data.paragraphs)
+    try:
+        gold = {row["id"]: row for path in paragraph_files(paragraphs) for _, row in iter_jsonl(path)}
+        second = [row for _, row in iter_jsonl(args.file)]
+    except EventClassifierError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     missing = [row["id"] for row in second if row["id"] not in gold]
     if missing:
-        print(f"error: {args.file}: ids not in the corpus: {missing[:5]}; annotate current paragraphs", file=sys.stderr)
+        print(f"error: {args.file}: ids not in {paragraphs}: {missing[:5]}; annotate current paragraphs or pass --paragraphs", file=sys.stderr)
         return 2
     first = [gold[row["id"]]["label"] for row in second]
     other = [row["label"] for row in second]

@@ -1,3 +1,6 @@
+import json
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -77,3 +80,21 @@ def test_class_missing_from_train_is_an_error(tmp_path):
     config = _config(tmp_path, write_jsonl(tmp_path / "p.jsonl", rows))
     with pytest.raises(EventClassifierError, match="no train examples for label.*diplomacy"):
         prepare(config)
+
+
+def test_agreement_compares_a_blind_annotation_with_a_batch_named_by_paragraphs(tmp_path):
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text("".join(json.dumps({"id": f"x-a1-p{i}", "text": text, "label": label}) + "\n" for i, (text, label) in
+                             enumerate([("Troops took the hill.", "military_advance"), ("Shells hit the market.", "attack"),
+                                        ("A depot caught fire by accident.", "other")], start=1)))
+    blind = tmp_path / "blind.jsonl"
+    blind.write_text("".join(json.dumps({"id": f"x-a1-p{i}", "label": label}) + "\n"
+                             for i, label in enumerate(["military_advance", "attack", "attack"], start=1)))
+    done = subprocess.run([sys.executable, "data/agreement.py", str(blind), "--paragraphs", str(batch)],
+                          capture_output=True, text=True, check=True)
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("3 paragraphs, 2 agree (66.7%); Cohen's kappa ")
+    assert lines[1:] == ["  x-a1-p3: corpus other, blind attack: A depot caught fire by accident."]
+    elsewhere = subprocess.run([sys.executable, "data/agreement.py", str(blind), "--paragraphs", str(tmp_path / "none")],
+                               capture_output=True, text=True)
+    assert elsewhere.returncode == 2 and "none: not found" in elsewhere.stderr
