@@ -11,28 +11,26 @@ from pathlib import Path
 
 from sklearn.metrics import cohen_kappa_score
 
+from event_classifier.cli import command
 from event_classifier.config import load_config
 from event_classifier.data import paragraph_files
 from event_classifier.errors import EventClassifierError
 from event_classifier.io import iter_jsonl
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", nargs="?", default=str(Path(__file__).resolve().parent / "agreement" / "blind_300.jsonl"))
     parser.add_argument("--paragraphs", help="the labelled paragraphs compared (default: the corpus, data.paragraphs)")
     args = parser.parse_args(argv)
     paragraphs = Path(args.paragraphs or load_config().data.paragraphs)
-    try:
-        gold = {row["id"]: row for path in paragraph_files(paragraphs) for _, row in iter_jsonl(path)}
-        second = [row for _, row in iter_jsonl(args.file)]
-    except EventClassifierError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    gold = {row["id"]: row for path in paragraph_files(paragraphs) for _, row in iter_jsonl(path)}
+    second = [row for _, row in iter_jsonl(args.file)]
     missing = [row["id"] for row in second if row["id"] not in gold]
     if missing:
-        print(f"error: {args.file}: ids not in {paragraphs}: {missing[:5]}; annotate current paragraphs or pass --paragraphs", file=sys.stderr)
-        return 2
+        raise EventClassifierError(f"{args.file}: ids not in {paragraphs}: {missing[:5]}; annotate current paragraphs "
+                                   "or pass --paragraphs")
     first = [gold[row["id"]]["label"] for row in second]
     other = [row["label"] for row in second]
     agree = sum(a == b for a, b in zip(first, other))

@@ -7,13 +7,13 @@ the number of outside texts holding it, so stock phrases ("the army said in a st
 """
 
 import argparse
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
+from event_classifier.cli import command
 from event_classifier.config import PROJECT_ROOT
-from event_classifier.data import paragraph_files
+from event_classifier.data import normalise_text, paragraph_files
 from event_classifier.errors import EventClassifierError
 from event_classifier.io import iter_jsonl
 from event_classifier.sources import parse_source_spec, read_source_texts
@@ -24,8 +24,8 @@ DEFAULT_SOURCES = [f"case={SHARED / 'case2021_task2_dev.tsv'}", f"cameo={SHARED 
 
 
 def word_runs(text: str, words: int) -> set[tuple[str, ...]]:
-    """Every run of `words` consecutive words of `text`, lower-cased, punctuation dropped."""
-    tokens = re.findall(r"\w+", text.lower())
+    """Every run of `words` consecutive words of `text`, folded as deduplication folds it (case and punctuation)."""
+    tokens = normalise_text(text).split()
     return {tuple(tokens[i:i + words]) for i in range(len(tokens) - words + 1)}
 
 
@@ -46,6 +46,7 @@ def shared_runs(paragraphs: list[dict], outside: list[str], words: int) -> dict[
     return dict(found)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="*", default=[str(PROJECT_ROOT / "data" / "paragraphs")],
@@ -53,17 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", action="append", help="NAME=PATH of outside data read by its codebook")
     parser.add_argument("--words", type=int, default=6, help="length of the word runs compared (default 6)")
     args = parser.parse_args(argv)
-    try:
-        paragraphs = [row for path in args.paths for file in paragraph_files(Path(path)) for _, row in iter_jsonl(file)]
-        outside = []
-        for spec in args.source or DEFAULT_SOURCES:
-            name, path = parse_source_spec(spec)
-            if not path.is_file():
-                raise EventClassifierError(f"{path}: not found; pass --source NAME=PATH for each outside file")
-            outside += read_source_texts(name, path)
-    except EventClassifierError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    paragraphs = [row for path in args.paths for file in paragraph_files(Path(path)) for _, row in iter_jsonl(file)]
+    outside = []
+    for spec in args.source or DEFAULT_SOURCES:
+        name, path = parse_source_spec(spec)
+        if not path.is_file():  # the default files sit in ../shared: say how to point elsewhere
+            raise EventClassifierError(f"{path}: not found; pass --source NAME=PATH for each outside file")
+        outside += read_source_texts(name, path)
     found = shared_runs(paragraphs, outside, args.words)
     print(f"{len(paragraphs)} paragraphs against {len(outside)} outside texts: {len(found)} share a run of "
           f"{args.words} words (the count is how many outside texts hold the run)")
