@@ -31,12 +31,17 @@ pooled macro-F1 gets a bootstrap 95 % interval, per-class F1 and per-CASE-subtyp
 
 Writes real_news.md and real_news.json, and prints the table and the wall time. Nothing here is tuned on a test
 fold: every setting is fixed before the folds are scored.
+
+Each system's out-of-fold probabilities are saved after every fold (OUTPUT_DIR/work/folds/NAME-N.json, with the
+settings that produced them). Run the same command again after a crash or a stop and the folds already scored with
+the same settings, snippets and corpus model are read back instead of trained again; delete that folder to retrain.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import re
 import sys
@@ -52,7 +57,7 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, se
 
 from event_classifier.baseline import train_baseline
 from event_classifier.comparison import comparison_table, source_label_table
-from event_classifier.config import Config, LabelSpec, load_config
+from event_classifier.config import Config, LabelSpec, load_config, to_dict
 from event_classifier.data import SPLITS, collect, deduplicate, load_split, take_fold
 from event_classifier.evaluation import evaluate_run, score_predictions
 from event_classifier.inference import Predictor
@@ -147,6 +152,25 @@ def project_fit(config: Config, case_train: list[dict], work: Path) -> Predictor
     if config.train.refit:  # the refit keeps them, and its companion sees train+dev too
         predictor = refit_predictor(config, fitted, predictor, {"train": train, "dev": dev}, work)[1]
     return predictor
+
+
+def model_digest(folder: str | None) -> str | None:
+    """sha256 of a model folder's weights, so that a saved fold is not reused for another model at the same path."""
+    if folder is None:
+        return None
+    weights = sorted(Path(folder).glob("*.safetensors")) + sorted(Path(folder).glob("*.bin"))
+    return sha256_of(weights[0]) if weights else str(Path(folder).resolve())
+
+
+def saved_fold(path: Path, key: str, test_idx: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """A fold's probabilities saved by an earlier run of the same settings, or None (absent, other settings, torn)."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if saved.get("key") != key or saved.get("test_idx") != test_idx.tolist():
+        return None
+    return np.array(saved["probs"]), float(saved["seconds"])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -250,10 +274,21 @@ def main(argv: list[str] | None = None) -> dict:
         corpus = Predictor(corpus_model, precision="fp32")
         corpus_tag = "@mean" if getattr(corpus.model.config, POOLING, "cls") == "mean" else ""
         probs["corpus"] = corpus.predict_proba([r["text"] for r in rows])
+    settings = {k: v for k, v in vars(args).items() if k not in {"include_from", "ensemble", "output_dir", "systems"}}
+    settings.update(case_sha256=case_hash, corpus_model_sha256=model_digest(corpus_model),  # the resolved configs, so
+                    configs=[to_dict(c) for c in (config, project) if c is not None])  # an edited file is not reused
     for number, test_idx in enumerate(folds, start=1):
         train_rows = [rows[i] for i in range(len(rows)) if i not in set(test_idx)]
         test_texts = [rows[i]["text"] for i in test_idx]
         for name in systems:
+            fold_file = work / "folds" / f"{name}-{number}.json"
+            key = hashlib.sha256(json.dumps(dict(settings, system=name), sort_keys=True, default=str).encode()).hexdigest()
+            reused = saved_fold(fold_file, key, test_idx) if name != "corpus" else None
+            if reused is not None:
+                probs[name][test_idx], seconds_then = reused
+                seconds[name] += seconds_then
+                print(f"fold {number}/{len(folds)}: {name} read back from {fold_file} (same settings)", flush=True)
+                continue
             start = time.perf_counter()
             if name == "tfidf":
                 model = train_baseline(train_rows)
@@ -269,6 +304,9 @@ def main(argv: list[str] | None = None) -> dict:
                 predictor = project_fit(project, train_rows, work / f"project-{number}")
                 probs[name][test_idx] = predictor.predict_proba(test_texts)
             seconds[name] += time.perf_counter() - start
+            if name != "corpus":  # the corpus model is trained once, before the folds
+                atomic_write_json(fold_file, {"key": key, "test_idx": test_idx.tolist(), "seconds": time.perf_counter() - start,
+                                              "probs": probs[name][test_idx].tolist()})
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
     trained = []  # this run's trained systems under their tagged names, then the earlier runs' untagged ones

@@ -148,3 +148,24 @@ def test_seeds_of_one_recipe_are_averaged_per_lever_and_averages_are_not_joined_
     derived = [n for n in ["two_stagex3", "two_stagex3@ep8", "plain+two_stage", "two_stage+tfidf", "two_stage@ep8", "tfidf"]
                if real_news.is_derived(n)]
     assert derived == ["two_stagex3", "two_stagex3@ep8", "plain+two_stage", "two_stage+tfidf"]
+
+
+def test_a_rerun_reads_back_the_folds_already_scored_and_retrains_when_a_setting_changes(tmp_path, monkeypatch, capsys):
+    case = _fake_case(tmp_path / "case.tsv", n=40)
+    common = ["--case", str(case), "--folds", "2", "--systems", "tfidf,plain", "--output-dir", str(tmp_path / "out"),
+              "--model.name=tiny-random-bert", "--train.batch_size=8"]
+    first = real_news.main(common + ["--epochs", "1"])
+    saved = sorted(p.name for p in (tmp_path / "out" / "work" / "folds").iterdir())
+    assert saved == ["plain-1.json", "plain-2.json", "tfidf-1.json", "tfidf-2.json"]  # each fold saved as it ends
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a fold scored with the same settings was trained again")
+
+    monkeypatch.setattr(real_news, "plain_finetune", no_training)
+    capsys.readouterr()
+    again = real_news.main(common + ["--epochs", "1"])  # as after a crash: every fold is read back
+    assert capsys.readouterr().out.count("read back from") == 4
+    assert again["plain@mean"]["confusion_matrix"] == first["plain@mean"]["confusion_matrix"]
+    assert again["plain@mean"]["macro_f1"] == first["plain@mean"]["macro_f1"]
+    with pytest.raises(AssertionError, match="trained again"):  # another epoch count is another setting: it trains
+        real_news.main(common + ["--epochs", "2"])
