@@ -277,13 +277,14 @@ def main(argv: list[str] | None = None) -> dict:
     settings = {k: v for k, v in vars(args).items() if k not in {"include_from", "ensemble", "output_dir", "systems"}}
     settings.update(case_sha256=case_hash, corpus_model_sha256=model_digest(corpus_model),  # the resolved configs, so
                     configs=[to_dict(c) for c in (config, project) if c is not None])  # an edited file is not reused
+    fold_keys = {name: hashlib.sha256(json.dumps(dict(settings, system=name), sort_keys=True, default=str).encode()).hexdigest()
+                 for name in systems if name != "corpus"}  # the corpus model is trained once, before the folds
     for number, test_idx in enumerate(folds, start=1):
         train_rows = [rows[i] for i in range(len(rows)) if i not in set(test_idx)]
         test_texts = [rows[i]["text"] for i in test_idx]
         for name in systems:
-            fold_file = work / "folds" / f"{name}-{number}.json"
-            key = hashlib.sha256(json.dumps(dict(settings, system=name), sort_keys=True, default=str).encode()).hexdigest()
-            reused = saved_fold(fold_file, key, test_idx) if name != "corpus" else None
+            fold_file, key = work / "folds" / f"{name}-{number}.json", fold_keys.get(name)
+            reused = saved_fold(fold_file, key, test_idx) if key else None
             if reused is not None:
                 probs[name][test_idx], seconds_then = reused
                 seconds[name] += seconds_then
@@ -303,9 +304,10 @@ def main(argv: list[str] | None = None) -> dict:
             elif name == "project":
                 predictor = project_fit(project, train_rows, work / f"project-{number}")
                 probs[name][test_idx] = predictor.predict_proba(test_texts)
-            seconds[name] += time.perf_counter() - start
-            if name != "corpus":  # the corpus model is trained once, before the folds
-                atomic_write_json(fold_file, {"key": key, "test_idx": test_idx.tolist(), "seconds": time.perf_counter() - start,
+            elapsed = time.perf_counter() - start
+            seconds[name] += elapsed
+            if key:
+                atomic_write_json(fold_file, {"key": key, "test_idx": test_idx.tolist(), "seconds": elapsed,
                                               "probs": probs[name][test_idx].tolist()})
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
