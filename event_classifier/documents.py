@@ -64,6 +64,9 @@ def expand_inputs(inputs: Iterable[str], url_files: Iterable[str] = ()) -> list[
         if spec == "-" or is_url(spec) or not path.is_dir():
             specs.append(spec)
             continue
+        if (path / "config.json").exists() or (path / "model" / "config.json").exists():
+            raise EventClassifierError(f"{path}: a model folder given as an input; give each model of an ensemble its "
+                                       "own --model (--model A --model B)")
         found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
                        and not any(part.startswith(".") for part in p.relative_to(path).parts))
         if not found:

@@ -50,3 +50,17 @@ def test_predict_and_evaluate_take_several_models(two_models, tmp_path):
                           "--output-dir", str(tmp_path / "ev")]) == 0
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["n"] == 4
+
+
+def test_models_listed_after_one_model_flag_are_refused_not_read_as_articles(two_models, tmp_path, capsys):
+    """`--model A B` would make B an input folder, and a run folder holds .jsonl files with texts: refuse it."""
+    article = tmp_path / "a.txt"
+    article.write_text("\n\n".join(TEXTS))
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "config.json").write_text("{}")
+    (run / "predictions.jsonl").write_text(json.dumps({"text": "Rockets hit the depot."}) + "\n")
+    for folder in (two_models[1], run):
+        assert predict_main(["--model", str(two_models[0]), str(folder), str(article)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert str(folder) in err and "own --model" in err and len(err.splitlines()) == 1
