@@ -25,8 +25,8 @@ pooled macro-F1 gets a bootstrap 95 % interval, per-class F1 and per-CASE-subtyp
              `--include-from`), e.g. two_stagex3, or two_stagex3@ep8 for three seeds at 8 epochs.
 - project:   a project config (`--project-config`, default configs/news.yaml) trained the way `train.py` trains it:
              its own data (our corpus and sources other than CASE, if it names them) plus the other CASE folds,
-             deduplicated and split into train/dev by article, the best epoch chosen on dev, refit on train+dev
-             when the config says so. `--project-from-corpus` starts it from the `corpus` model (what
+             deduplicated and split into train/dev by article, the epoch count its train.epoch_choice gives (fixed, or
+             the best on dev), refit on train+dev when the config says so. `--project-from-corpus` starts it from the `corpus` model (what
              `model.name: ../runs/corpus/model` does for a user).
 
 Writes real_news.md and real_news.json, and prints the table and the wall time. Nothing here is tuned on a test
