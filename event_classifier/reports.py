@@ -68,14 +68,15 @@ def _refit_epochs(refit: dict) -> str:
     return f"after dev chose {refit['epochs_chosen_on_dev']} epochs"
 
 
-def model_card(meta: "ModelMeta", metrics: dict, config: dict) -> str:
-    """README.md for an exported model folder: use, labels, data, metrics with their command, calibration, config."""
+def model_card(meta: "ModelMeta", metrics: dict, config: dict, origin: str | None = None) -> str:
+    """README.md for an exported model folder: use, labels, data, metrics with their command, calibration, config.
+    `origin` names what wrote a model that `python train.py` did not (e.g. a soup of runs)."""
     dev, test = metrics["dev"], metrics["test"]
     fallback = f"`{meta.fallback_label}`" if meta.fallback_label else "no label (they are only flagged)"
     lines = [
         "# event_classifier model", "",
-        f"Fine-tuned from `{meta.backbone}` to label news paragraphs by event type. Written by `python train.py` "
-        f"(event_classifier {meta.version}).", "",
+        f"Fine-tuned from `{meta.backbone}` to label news paragraphs by event type. Written by "
+        f"{origin or '`python train.py`'} (event_classifier {meta.version}).", "",
         "## Intended use and limits", "",
         "Labelling paragraphs of English-language conflict reporting as event data. "
         + ("Several labels per paragraph (`labels`): the main event's (`label`, the most probable) and any other event's "
@@ -105,8 +106,10 @@ def model_card(meta: "ModelMeta", metrics: dict, config: dict) -> str:
                 f"{test['macro_f1']:.3f} (the dev-selected model's: {metrics['refit']['selection_test_macro_f1']:.3f}); "
                 "the dev row is the dev-selected model's, and the temperature is the one it fitted on dev."]
           if "refit" in metrics else []),
-        "", f"Written by `python train.py` at the end of training; reproduce with `python train.py --config "
-            f"{meta.run}/config.yaml --train.run_name=NEW_NAME`, re-check with `python evaluate.py {meta.run}`.",
+        "", (f"Written by `python train.py` at the end of training; reproduce with `python train.py --config "
+             f"{meta.run}/config.yaml --train.run_name=NEW_NAME`, re-check with `python evaluate.py {meta.run}`."
+             if origin is None else f"Re-check with `python evaluate.py {meta.run}`; the config below is the first "
+             "member's."),
         "", "## Calibration and inference settings", "",
         f"Temperature scaling fitted on dev: T = {meta.temperature}. Test ECE "
         f"{test.get('ece_uncalibrated', test['ece']):.3f} before, {test['ece']:.3f} after. `predict.py --min-confidence X` "
