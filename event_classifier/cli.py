@@ -89,18 +89,32 @@ def train_main(argv: list[str] | None = None) -> int:
                                                              "train+dev for that many epochs and export that model "
                                                              "(the same as --train.refit=true)")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds: one run each, then mean and std of macro-F1")
+    parser.add_argument("--soup", action="store_true", help="with --seeds: also average the seeds' runs into one model, "
+                        "runs/NAME-soup (event-classifier soup)")
     args, config = parse_with_overrides(parser, argv)
     config.train.refit = config.train.refit or args.refit
+    if args.soup and not args.seeds:
+        raise EventClassifierError("--soup averages the runs of --seeds: give --seeds, e.g. --seeds 42,43,44 --soup")
     if args.seeds:
         try:
             seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
         except ValueError:
             raise EventClassifierError(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. --seeds 1,2,3") from None
+        if args.soup and len(set(seeds)) < 2:
+            raise EventClassifierError(f"--seeds {args.seeds!r}: a soup needs at least two seeds, e.g. --seeds 42,43,44")
         summary = train_seeds(config, seeds, overwrite=args.overwrite)
         for split in ("dev", "test"):
             s = summary[split]
             print(f"{split} macro-F1 {s['macro_f1_mean']:.3f} ± {s['macro_f1_std']:.3f} over seeds {seeds}: {s['macro_f1']}")
         print(f"summary in {summary['summary_path']}")
+        if args.soup:
+            from event_classifier.soup import make_soup
+
+            runs = list(summary["runs"].values())
+            output = Path(runs[0]).with_name(Path(summary["summary_path"]).name.removesuffix("-seeds.json") + "-soup")
+            soup = make_soup(runs, output, overwrite=args.overwrite)
+            print(f"soup of the {len(runs)} seeds: test macro-F1 {soup['test']['macro_f1']:.3f} (temperature "
+                  f"{soup['soup']['calibration']}), in {output}")
         return 0
     result = train(config, resume=args.resume, overwrite=args.overwrite)
     if "dev" not in result:  # a secondary process of a distributed run: the main one reports

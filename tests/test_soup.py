@@ -17,23 +17,28 @@ TEXTS = ["Troops took the ridge town.", "Rockets hit the depot.", "Envoys met fo
 
 @pytest.fixture(scope="module")
 def two_seeds(tmp_path_factory):
-    """Two runs of the tiny config that differ only by seed (trained through the command line, as a user would)."""
-    from conftest import train_tiny_run
+    """Two runs of the tiny config that differ only by seed and their soup, trained as a user would:
+    `train.py --seeds 1,2 --soup`."""
+    from conftest import make_corpus, write_jsonl
+
+    from event_classifier.cli import prepare_main
 
     tmp = tmp_path_factory.mktemp("soup")
-    _, first = train_tiny_run(tmp, 3)
-    args = ["--config", "configs/tiny.yaml", f"--data.paragraphs={tmp / 'paragraphs'}",
-            f"--data.prepared_dir={tmp / 'prepared'}", f"--train.output_dir={tmp / 'runs'}", "--train.run_name=r",
-            "--train.epochs=3", "--train.seed=7"]
-    assert train_main(args) == 0
-    return tmp, first, tmp / "runs" / "r"
+    corpus = write_jsonl(tmp / "paragraphs" / "c.jsonl", make_corpus())
+    args = ["--config", "configs/tiny.yaml", f"--data.paragraphs={corpus}", f"--data.prepared_dir={tmp / 'prepared'}",
+            f"--train.output_dir={tmp / 'runs'}", "--train.run_name=r", "--train.epochs=3"]
+    assert prepare_main(args) == 0
+    assert train_main(args + ["--seeds", "1,2", "--soup"]) == 0
+    return tmp, tmp / "runs" / "r-seed1", tmp / "runs" / "r-seed2"
 
 
 def test_a_soup_is_the_mean_of_its_members_weights_calibrated_and_scored_on_their_splits(two_seeds, capsys):
     tmp, a, b = two_seeds
-    out = tmp / "soup"
-    assert soup_main(["--model", str(a), "--model", str(b), "--output", str(out)]) == 0
+    out = tmp / "runs" / "r-soup"  # written by train.py --soup
+    again = tmp / "again"
+    assert soup_main(["--model", str(a), "--model", str(b), "--output", str(again)]) == 0
     assert "macro-F1" in capsys.readouterr().err
+    assert json.loads((again / "metrics.json").read_text())["test"] == json.loads((out / "metrics.json").read_text())["test"]
     (ma, *_), (mb, *_), (ms, *_) = (load_checkpoint(p) for p in (a, b, out))
     for (name, wa), wb, ws in zip(ma.state_dict().items(), mb.state_dict().values(), ms.state_dict().values()):
         if wa.is_floating_point():
@@ -81,3 +86,5 @@ def test_a_soup_refuses_what_does_not_average(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
     assert (tmp_path / "full" / "x").read_text() == "kept" and not (tmp_path / "s").exists()
+    assert train_main(["--config", "configs/tiny.yaml", "--soup"]) == 2
+    assert "give --seeds" in capsys.readouterr().err
