@@ -21,6 +21,9 @@ pooled macro-F1 gets a bootstrap 95 % interval, per-class F1 and per-CASE-subtyp
              its own).
 - NAME@mean: a trained system whose head reads the mean of the token states (its config's model.pooling, as in
              default.yaml and news.yaml, or `--pooling mean`); without the tag it reads BERT's pooler over [CLS].
+- soup(A+B): `--soup A+B[+C]`: per fold, the weights of those systems' fold models averaged into one model
+             (`event-classifier soup`), which predicts the fold: an ensemble's members at one model's cost. The
+             systems must have kept their fold models (`--keep-models`, about 90 MB each).
 - NAMExK:    the average of K runs of one recipe that differ only by seed (`--train-seed` runs joined by
              `--include-from`), e.g. two_stagex3, or two_stagex3@ep8 for three seeds at 8 epochs.
 - project:   a project config (`--project-config`, default configs/news.yaml) trained the way `train.py` trains it:
@@ -35,6 +38,8 @@ fold: every setting is fixed before the folds are scored.
 Each system's out-of-fold probabilities are saved after every fold (OUTPUT_DIR/work/folds/NAME-N.json, with the
 settings that produced them). Run the same command again after a crash or a stop and the folds already scored with
 the same settings, snippets and corpus model are read back instead of trained again; delete that folder to retrain.
+With `--keep-models`, each trained fold's model is kept too (OUTPUT_DIR/work/models/NAME-N), and a fold counts as
+done only when its model is there.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ from event_classifier.inference import Predictor
 from event_classifier.io import atomic_write_json, atomic_write_text, sha256_of
 from event_classifier.meta import ModelMeta
 from event_classifier.metrics import recall_by_source_label
-from event_classifier.model import POOLING, load_backbone
+from event_classifier.model import POOLING, load_backbone, save_model
 from event_classifier.sources import read_source
 from event_classifier.training import _weighted_loss, choose_max_length, class_weights, fit
 from event_classifier.workflow import refit_predictor, fitted_predictor
@@ -173,6 +178,24 @@ def saved_fold(path: Path, key: str, test_idx: np.ndarray) -> tuple[np.ndarray, 
     return np.array(saved["probs"]), float(saved["seconds"])
 
 
+def soup_folds(members: list[list[str]], folds: list[np.ndarray], rows: list[dict], work: Path) -> tuple[np.ndarray, float]:
+    """Per fold, the soup of the members' fold models (event-classifier soup) predicting that fold's snippets; returns
+    the out-of-fold probabilities and the seconds the soups took."""
+    from event_classifier.soup import make_soup
+
+    start, probs = time.perf_counter(), None
+    for number, test_idx in enumerate(folds):
+        models = [folder[number] for folder in members]
+        for folder in models:
+            if not (Path(folder) / "config.json").exists():
+                raise SystemExit(f"{folder}: fold model not found; rerun its system with --keep-models")
+        make_soup(models, work, overwrite=True)
+        fold = Predictor(work / "model", precision="fp32").predict_proba([rows[i]["text"] for i in test_idx])
+        probs = np.zeros((len(rows), fold.shape[1])) if probs is None else probs
+        probs[test_idx] = fold
+    return probs, time.perf_counter() - start
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="config of the corpus model and its backbone (default: configs/default.yaml)")
@@ -204,6 +227,10 @@ def main(argv: list[str] | None = None) -> dict:
                         "ensembles); repeat it to join several runs, e.g. seeds trained side by side")
     parser.add_argument("--ensemble", action="append", default=[], help="A+B[+C...]: also score the mean of these "
                         "systems' probabilities (any in the table, joined ones too), e.g. plain@mean+two_stage@ep8+tfidf")
+    parser.add_argument("--keep-models", action="store_true", help="keep each trained fold's model in "
+                        "OUTPUT_DIR/work/models/NAME-N (about 90 MB each) for --soup, in this run or one that joins it")
+    parser.add_argument("--soup", action="append", default=[], help="A+B[+C...]: also score, per fold, the soup of these "
+                        "systems' fold models (weights averaged into one model); they must have run with --keep-models")
     parser.add_argument("--output-dir", default="runs/benchmarks/real_news")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N snippets (smoke tests)")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. --model.name=tiny-random-bert")
@@ -232,8 +259,9 @@ def main(argv: list[str] | None = None) -> dict:
         if not same:
             raise SystemExit(f"{earlier_path}: other folds, seed or snippets; rerun those systems here instead")
         earlier_runs.append(earlier)
-    if any(len(spec.split("+")) < 2 for spec in args.ensemble):
-        parser.error(f"--ensemble {args.ensemble}: name two or more systems joined by '+', e.g. plain+tfidf")
+    for flag, specs in (("--ensemble", args.ensemble), ("--soup", args.soup)):
+        if any(len(spec.split("+")) < 2 for spec in specs):
+            parser.error(f"{flag} {specs}: name two or more systems joined by '+', e.g. plain+tfidf")
     if args.tag is not None and not re.fullmatch(r"[\w.-]+", args.tag):
         parser.error(f"--tag {args.tag!r}: use letters, digits, '.', '_' or '-'")
     train_seed = args.seed if args.train_seed is None else args.train_seed
@@ -274,7 +302,8 @@ def main(argv: list[str] | None = None) -> dict:
         corpus = Predictor(corpus_model, precision="fp32")
         corpus_tag = "@mean" if getattr(corpus.model.config, POOLING, "cls") == "mean" else ""
         probs["corpus"] = corpus.predict_proba([r["text"] for r in rows])
-    settings = {k: v for k, v in vars(args).items() if k not in {"include_from", "ensemble", "output_dir", "systems"}}
+    settings = {k: v for k, v in vars(args).items()
+                if k not in {"include_from", "ensemble", "soup", "keep_models", "output_dir", "systems"}}
     settings.update(case_sha256=case_hash, corpus_model_sha256=model_digest(corpus_model),  # the resolved configs, so
                     configs=[to_dict(c) for c in (config, project) if c is not None])  # an edited file is not reused
     fold_keys = {name: hashlib.sha256(json.dumps(dict(settings, system=name), sort_keys=True, default=str).encode()).hexdigest()
@@ -284,8 +313,9 @@ def main(argv: list[str] | None = None) -> dict:
         test_texts = [rows[i]["text"] for i in test_idx]
         for name in systems:
             fold_file, key = work / "folds" / f"{name}-{number}.json", fold_keys.get(name)
+            kept = work / "models" / f"{name}-{number}"
             reused = saved_fold(fold_file, key, test_idx) if key else None
-            if reused is not None:
+            if reused is not None and (not args.keep_models or name not in TRAINED or (kept / "config.json").exists()):
                 probs[name][test_idx], seconds_then = reused
                 seconds[name] += seconds_then
                 print(f"fold {number}/{len(folds)}: {name} read back from {fold_file} (same settings)", flush=True)
@@ -306,20 +336,26 @@ def main(argv: list[str] | None = None) -> dict:
                 probs[name][test_idx] = predictor.predict_proba(test_texts)
             elapsed = time.perf_counter() - start
             seconds[name] += elapsed
+            if args.keep_models and name in TRAINED:
+                save_model(predictor.model, predictor.tokenizer, kept, predictor.meta, predictor.lexical)
             if key:
                 atomic_write_json(fold_file, {"key": key, "test_idx": test_idx.tolist(), "seconds": elapsed,
                                               "probs": probs[name][test_idx].tolist()})
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
     trained = []  # this run's trained systems under their tagged names, then the earlier runs' untagged ones
+    fold_models: dict[str, list[str]] = {}  # kept fold models (--keep-models) by tagged name, this run's and joined ones
     for name in list(probs):
         tagged = name + (suffix(name) if name in TRAINED else (corpus_tag if name == "corpus" else "") + run_tag)
         if tagged != name:
             probs[tagged], seconds[tagged] = probs.pop(name), seconds.pop(name)
         if name in TRAINED:
             trained.append(tagged)
+            if args.keep_models:
+                fold_models[tagged] = [str(work / "models" / f"{name}-{n}") for n in range(1, len(folds) + 1)]
     systems = list(probs)
     for earlier in earlier_runs:
+        fold_models.update({k: v for k, v in earlier.get("fold_models", {}).items() if k not in fold_models})
         for name, saved in earlier["oof_probs"].items():
             if name not in probs and not is_derived(name):
                 probs[name] = np.array(saved)
@@ -346,6 +382,16 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         probs["+".join(members)] = np.mean([probs[name] for name in members], axis=0)
         seconds["+".join(members)] = sum(seconds[name] for name in members)
+    for spec in args.soup:  # one model per fold, its weights the members' mean: no extra training
+        members = spec.split("+")
+        missing = [name for name in members if name not in fold_models]
+        if missing:
+            print(f"--soup {spec}: not scored, no fold models kept for {', '.join(missing)} (run them with "
+                  f"--keep-models; kept: {', '.join(sorted(fold_models)) or 'none'})", file=sys.stderr)
+            continue
+        name = f"soup({spec})"
+        probs[name], seconds[name] = soup_folds([fold_models[m] for m in members], folds, rows, work / "soup")
+        seconds[name] += sum(seconds.get(m, 0.0) for m in members)
     results = {}
     for name in probs:
         metrics = score_predictions(rows, probs[name], labels)
@@ -362,6 +408,7 @@ def main(argv: list[str] | None = None) -> dict:
     atomic_write_text(out / "real_news.md", text)
     atomic_write_json(out / "real_news.json", {"folds": args.folds, "epochs": args.epochs, "seed": args.seed, "rows": len(rows),
                                                "case_sha256": case_hash, "wall_seconds": round(wall, 1), "results": results,
+                                               "fold_models": fold_models,
                                                "oof_probs": {name: np.round(p, 6).tolist() for name, p in probs.items()}})
     print(text)
     print(f"wall time {wall:.0f} s; wrote {out}/real_news.md and real_news.json")

@@ -48,8 +48,9 @@ def _check_members(models: list[str], members: list[Predictor]) -> None:
                                        "a soup needs models fine-tuned from one backbone with one head")
         if member.tokenizer.get_vocab() != first.tokenizer.get_vocab():
             raise EventClassifierError(f"{name}: its tokenizer differs from {models[0]}'s; a soup needs models of one backbone")
-        if (member.lexical is None) != (first.lexical is None) or (
-                member.lexical is not None and not np.array_equal(member.lexical.coef, first.lexical.coef)):
+        if (member.lexical is None) != (first.lexical is None) or member.lexical is not None and (
+                member.lexical.vectorizer.vocabulary != first.lexical.vectorizer.vocabulary
+                or not np.allclose(member.lexical.coef, first.lexical.coef, rtol=1e-4, atol=1e-6)):  # BLAS may differ
             raise EventClassifierError(f"{name}: its lexical companion differs from {models[0]}'s (trained on other rows "
                                        "or another weight); a soup needs models trained on the same data")
 

@@ -1,6 +1,7 @@
 """The real-news benchmark runs end to end on the tiny model: folds are unseen, every system is pooled and scored."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -169,3 +170,32 @@ def test_a_rerun_reads_back_the_folds_already_scored_and_retrains_when_a_setting
     assert again["plain@mean"]["macro_f1"] == first["plain@mean"]["macro_f1"]
     with pytest.raises(AssertionError, match="trained again"):  # another epoch count is another setting: it trains
         real_news.main(common + ["--epochs", "2"])
+
+
+def test_soups_average_the_kept_fold_models_of_two_seeds(tmp_path, capsys):
+    from event_classifier.inference import Predictor
+    from event_classifier.soup import make_soup
+
+    case = _fake_case(tmp_path / "case.tsv", n=40)
+    common = ["--case", str(case), "--folds", "2", "--systems", "plain", "--epochs", "1", "--model.name=tiny-random-bert",
+              "--pooling", "cls", "--train.batch_size=8", "--keep-models"]
+    real_news.main(common + ["--output-dir", str(tmp_path / "a")])
+    kept = [tmp_path / "a" / "work" / "models" / f"plain-{n}" for n in (1, 2)]
+    assert all((k / "config.json").is_file() for k in kept)
+    results = real_news.main(common + ["--train-seed", "7", "--include-from", str(tmp_path / "a" / "real_news.json"),
+                                       "--soup", "plain+plain@seed7", "--soup", "plain+nothing", "--output-dir", str(tmp_path / "b")])
+    assert "soup(plain+plain@seed7)" in results and "soup(plain+nothing)" not in results
+    assert "no fold models kept for nothing" in capsys.readouterr().err  # reported, not scored
+    saved = json.loads((tmp_path / "b" / "real_news.json").read_text())
+    assert saved["fold_models"]["plain"] == [str(k) for k in kept]  # joined runs carry their kept models
+    fold = json.loads((tmp_path / "a" / "work" / "folds" / "plain-1.json").read_text())
+    texts = [line.split("\t")[1] for line in case.read_text().splitlines()[1:]]
+    make_soup([str(kept[0]), saved["fold_models"]["plain@seed7"][0]], tmp_path / "by_hand")
+    by_hand = Predictor(tmp_path / "by_hand", precision="fp32").predict_proba([texts[i] for i in fold["test_idx"]])
+    soup = np.array(saved["oof_probs"]["soup(plain+plain@seed7)"])[fold["test_idx"]]
+    assert np.allclose(soup, by_hand, atol=1e-5)  # fold 1 is predicted by the soup of the two seeds' fold-1 models
+    assert not np.allclose(soup, np.array(saved["oof_probs"]["plain"])[fold["test_idx"]], atol=1e-3)
+    shutil.rmtree(kept[0])  # a fold whose model is gone is not done: it trains again, the other is read back
+    capsys.readouterr()
+    real_news.main(common + ["--output-dir", str(tmp_path / "a")])
+    assert capsys.readouterr().out.count("read back from") == 1 and (kept[0] / "config.json").is_file()
