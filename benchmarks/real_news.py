@@ -178,21 +178,20 @@ def saved_fold(path: Path, key: str, test_idx: np.ndarray) -> tuple[np.ndarray, 
     return np.array(saved["probs"]), float(saved["seconds"])
 
 
-def soup_folds(members: list[list[str]], folds: list[np.ndarray], rows: list[dict], work: Path) -> tuple[np.ndarray, float]:
+def soup_folds(members: list[list[str]], folds: list[np.ndarray], rows: list[dict], labels: list[str],
+               work: Path) -> tuple[np.ndarray, float]:
     """Per fold, the soup of the members' fold models (event-classifier soup) predicting that fold's snippets; returns
     the out-of-fold probabilities and the seconds the soups took."""
     from event_classifier.soup import make_soup
 
-    start, probs = time.perf_counter(), None
+    start, probs = time.perf_counter(), np.zeros((len(rows), len(labels)))
     for number, test_idx in enumerate(folds):
         models = [folder[number] for folder in members]
         for folder in models:
             if not (Path(folder) / "config.json").exists():
                 raise SystemExit(f"{folder}: fold model not found; rerun its system with --keep-models")
         make_soup(models, work, overwrite=True)
-        fold = Predictor(work / "model", precision="fp32").predict_proba([rows[i]["text"] for i in test_idx])
-        probs = np.zeros((len(rows), fold.shape[1])) if probs is None else probs
-        probs[test_idx] = fold
+        probs[test_idx] = Predictor(work / "model", precision="fp32").predict_proba([rows[i]["text"] for i in test_idx])
     return probs, time.perf_counter() - start
 
 
@@ -390,7 +389,7 @@ def main(argv: list[str] | None = None) -> dict:
                   f"--keep-models; kept: {', '.join(sorted(fold_models)) or 'none'})", file=sys.stderr)
             continue
         name = f"soup({spec})"
-        probs[name], seconds[name] = soup_folds([fold_models[m] for m in members], folds, rows, work / "soup")
+        probs[name], seconds[name] = soup_folds([fold_models[m] for m in members], folds, rows, labels, work / "soup")
         seconds[name] += sum(seconds.get(m, 0.0) for m in members)
     results = {}
     for name in probs:

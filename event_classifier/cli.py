@@ -111,7 +111,7 @@ def train_main(argv: list[str] | None = None) -> int:
             from event_classifier.soup import make_soup
 
             runs = list(summary["runs"].values())
-            output = Path(runs[0]).with_name(Path(summary["summary_path"]).name.removesuffix("-seeds.json") + "-soup")
+            output = Path(summary["summary_path"].removesuffix("-seeds.json") + "-soup")  # beside runs/NAME-seedN
             soup = make_soup(runs, output, overwrite=args.overwrite)
             print(f"soup of the {len(runs)} seeds: test macro-F1 {soup['test']['macro_f1']:.3f} (temperature "
                   f"{soup['soup']['calibration']}), in {output}")

@@ -15,6 +15,7 @@ from event_classifier.errors import EventClassifierError, SkippedInput
 from event_classifier.fetch import Fetcher, FetchSettings, Page
 from event_classifier.io import check_text_file, decode_utf8, iter_jsonl, jsonl_lines, read_text_file
 from event_classifier.pages import Article, extract_article
+from event_classifier.runs import holds_model
 from event_classifier.text_articles import read_text_article, split_into_paragraphs  # noqa: F401 (re-exported)
 
 TEXT_SUFFIXES = {".txt", ".md", ""}
@@ -64,7 +65,7 @@ def expand_inputs(inputs: Iterable[str], url_files: Iterable[str] = ()) -> list[
         if spec == "-" or is_url(spec) or not path.is_dir():
             specs.append(spec)
             continue
-        if (path / "config.json").exists() or (path / "model" / "config.json").exists():
+        if holds_model(path):
             raise EventClassifierError(f"{path}: a model folder given as an input; give each model of an ensemble its "
                                        "own --model (--model A --model B)")
         found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES

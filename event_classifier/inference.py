@@ -198,11 +198,8 @@ class Ensemble(Predictor):
                  min_confidence: float = 0.0, quantize: bool = False):
         self.members = [Predictor(m, batch_size=batch_size, precision=precision, quantize=quantize) for m in model_dirs]
         check_same_labels(model_dirs, self.members, "an ensemble needs models of one label set")
+        check_same_task(model_dirs, self.members, "an ensemble needs models of one task")
         first = self.members[0]
-        for name, member in zip(model_dirs, self.members):
-            if member.meta.task != first.meta.task:
-                raise EventClassifierError(f"{name}: a {member.meta.task} model cannot join {model_dirs[0]}, a "
-                                           f"{first.meta.task} one; an ensemble needs models of one task")
         self.model, self.tokenizer, self.meta, self.directory = None, first.tokenizer, first.meta, first.directory
         self.labels, self.max_length, self.stride, self.batch_size = first.labels, first.max_length, first.stride, first.batch_size
         self.precision, self.min_confidence = first.precision, min_confidence  # temperature: the first model's meta
@@ -219,6 +216,14 @@ def check_same_labels(names: list[str | Path], predictors: list[Predictor], fix:
     for name, predictor in zip(names, predictors):
         if predictor.labels != first:
             raise EventClassifierError(f"{name}: its labels {predictor.labels} differ from {names[0]}'s {first}; {fix}")
+
+
+def check_same_task(names: list[str | Path], predictors: list[Predictor], fix: str) -> None:
+    """Models used together must share one task (single_label or multi_label); the error names the first that differs."""
+    first = predictors[0].meta.task
+    for name, predictor in zip(names, predictors):
+        if predictor.meta.task != first:
+            raise EventClassifierError(f"{name}: a {predictor.meta.task} model cannot join {names[0]}, a {first} one; {fix}")
 
 
 def load_predictor(model_dirs: list[str | Path], **settings) -> Predictor:

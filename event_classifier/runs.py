@@ -23,6 +23,11 @@ def process_rank() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def holds_model(path: str | Path) -> bool:
+    """Whether `path` is a model folder or a run folder holding one in model/."""
+    return (Path(path) / "config.json").exists() or (Path(path) / MODEL_DIR / "config.json").exists()
+
+
 def resolve_model_dir(path: str | Path) -> Path:
     """The model folder of `path`: a run folder (runs/NAME, holding model/) or a model folder itself."""
     path = Path(path)

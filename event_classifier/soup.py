@@ -6,7 +6,6 @@ their test split; written as a run folder (model/, metrics.json, evaluation/) th
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,8 @@ import yaml
 from event_classifier.data import read_split
 from event_classifier.errors import EventClassifierError
 from event_classifier.evaluation import evaluate_run
-from event_classifier.inference import Predictor, check_same_labels
-from event_classifier.io import atomic_write_json, atomic_write_text
+from event_classifier.inference import Predictor, check_same_labels, check_same_task
+from event_classifier.io import atomic_write_json, atomic_write_text, read_json
 from event_classifier.model import save_model
 from event_classifier.onnx_backend import is_onnx_folder
 from event_classifier.reports import model_card
@@ -35,11 +34,9 @@ def _run_config_text(model: str) -> str:
 def _check_members(models: list[str], members: list[Predictor]) -> None:
     """One label set, one task, one architecture and one tokenizer: else the weights do not average into a model."""
     check_same_labels(models, members, "a soup needs models of one label set")
+    check_same_task(models, members, "a soup needs models of one task")
     first, first_config = members[0], members[0].model.config.to_dict()
     for name, member in zip(models[1:], members[1:]):
-        if member.meta.task != first.meta.task:
-            raise EventClassifierError(f"{name}: a {member.meta.task} model cannot join {models[0]}, a {first.meta.task} "
-                                       "one; a soup needs models of one task")
         config = member.model.config.to_dict()
         keys = (set(config) | set(first_config)) - CONFIG_KEYS_IGNORED
         differs = sorted(k for k in keys if config.get(k) != first_config.get(k))
@@ -129,7 +126,6 @@ def make_soup(models: list[str], output: str | Path, overwrite: bool = False) ->
 def _member_test_f1(model: str) -> float | None:
     """A member's own test macro-F1, from its run's metrics.json (None for a model folder on its own)."""
     run = run_dir_of(model)
-    path = run / "metrics.json" if run else None
-    if not path or not path.exists():
+    if run is None or not (run / "metrics.json").exists():
         return None
-    return json.loads(path.read_text(encoding="utf-8")).get("test", {}).get("macro_f1")
+    return read_json(run / "metrics.json").get("test", {}).get("macro_f1")
