@@ -1,10 +1,17 @@
 """Shared fixtures: a small inline labelled corpus and config overrides that point every output into tmp_path."""
 
 import json
+import os
 import random
 from pathlib import Path
 
 import pytest
+
+# pytest.ini runs the suite in parallel workers (pytest-xdist, one per core): each worker and the commands it starts
+# use one thread, so that two workers' PyTorch thread pools do not fight over the same cores. Set before torch loads.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 LABELS = ["military_advance", "attack", "diplomacy", "other"]
 # seconds a subprocess that runs a model gets before it counts as hung: a guard against a hang, not a speed check
@@ -61,8 +68,6 @@ def _project_root(monkeypatch):
 def train_tiny_run(tmp: Path, epochs: int = 20, *options: str) -> tuple[Path, Path]:
     """prepare -> train through the command-line entry points on the inline corpus, with any config `options`
     (e.g. --model.pooling=mean); returns (corpus, run folder). The splits are in tmp/prepared."""
-    import os
-
     from event_classifier.cli import prepare_main, train_main
 
     corpus = write_jsonl(tmp / "paragraphs" / "c.jsonl", make_corpus())
