@@ -49,6 +49,7 @@ import copy
 import hashlib
 import json
 import re
+import shutil
 import sys
 import time
 from collections import defaultdict
@@ -157,6 +158,14 @@ def project_fit(config: Config, case_train: list[dict], work: Path) -> Predictor
     if config.train.refit:  # the refit keeps them, and its companion sees train+dev too
         predictor = refit_predictor(config, fitted, predictor, {"train": train, "dev": dev}, work)[1]
     return predictor
+
+
+def drop_checkpoints(folder: Path) -> None:
+    """Remove a finished fold's training checkpoints (about 1 GB a fold); its logs stay. The fold's probabilities are
+    saved, and a fold cut off before that is trained again from the start, so nothing reads them."""
+    for sub in folder.iterdir() if folder.is_dir() else ():
+        if sub.is_dir():
+            shutil.rmtree(sub)
 
 
 def model_digest(folder: str | None) -> str | None:
@@ -340,6 +349,7 @@ def main(argv: list[str] | None = None) -> dict:
             if key:
                 atomic_write_json(fold_file, {"key": key, "test_idx": test_idx.tolist(), "seconds": elapsed,
                                               "probs": probs[name][test_idx].tolist()})
+            drop_checkpoints(work / f"{name}-{number}")
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
     trained = []  # this run's trained systems under their tagged names, then the earlier runs' untagged ones

@@ -47,6 +47,8 @@ def test_benchmark_runs_every_system_on_the_tiny_model(tmp_path):
                               "--project-config", tiny, "--project-from-corpus", *overrides, "--train.refit=true",
                               "--train.lexical_weight=0.5"])
     assert (tmp_path / "out" / "work" / "project-1" / "refit_train_log.jsonl").is_file()  # the project fold was refit
+    fold_work = [p for n in (1, 2) for name in ("plain", "two_stage", "project") for p in (tmp_path / "out" / "work" / f"{name}-{n}").iterdir()]
+    assert fold_work and not [p for p in fold_work if p.is_dir()]  # each finished fold's checkpoints were removed, logs kept
     # the base config is default.yaml (mean pooling: NAME@mean); the project config, tiny.yaml, keeps the [CLS] head
     assert set(results) == {"tfidf", "corpus@mean", "plain@mean", "two_stage@mean", "project", "plain@mean+two_stage@mean",
                             "plain@mean+project", "two_stage@mean+project", "plain@mean+tfidf", "two_stage@mean+tfidf"}
