@@ -322,6 +322,7 @@ def main(argv: list[str] | None = None) -> dict:
         for name in systems:
             fold_file, key = work / "folds" / f"{name}-{number}.json", fold_keys.get(name)
             kept = work / "models" / f"{name}-{number}"
+            training = work / f"{name}-{number}"  # the fold's checkpoints and logs
             reused = saved_fold(fold_file, key, test_idx) if key else None
             if reused is not None and (not args.keep_models or name not in TRAINED or (kept / "config.json").exists()):
                 probs[name][test_idx], seconds_then = reused
@@ -335,12 +336,12 @@ def main(argv: list[str] | None = None) -> dict:
                 probs[name][test_idx] = raw[:, [list(model.classes_).index(label) for label in labels]]
             elif name in {"plain", "two_stage"}:
                 init = config.model.name if name == "plain" else corpus_model
-                predictor = plain_finetune(init, train_rows, labels, args.epochs, train_seed, work / f"{name}-{number}",
+                predictor = plain_finetune(init, train_rows, labels, args.epochs, train_seed, training,
                                            learning_rate=args.learning_rate, label_smoothing=args.label_smoothing,
                                            pooling=config.model.pooling)
                 probs[name][test_idx] = predictor.predict_proba(test_texts)
             elif name == "project":
-                predictor = project_fit(project, train_rows, work / f"project-{number}")
+                predictor = project_fit(project, train_rows, training)
                 probs[name][test_idx] = predictor.predict_proba(test_texts)
             elapsed = time.perf_counter() - start
             seconds[name] += elapsed
@@ -349,7 +350,7 @@ def main(argv: list[str] | None = None) -> dict:
             if key:
                 atomic_write_json(fold_file, {"key": key, "test_idx": test_idx.tolist(), "seconds": elapsed,
                                               "probs": probs[name][test_idx].tolist()})
-            drop_checkpoints(work / f"{name}-{number}")
+            drop_checkpoints(training)
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
     trained = []  # this run's trained systems under their tagged names, then the earlier runs' untagged ones
