@@ -39,7 +39,9 @@ Each system's out-of-fold probabilities are saved after every fold (OUTPUT_DIR/w
 settings that produced them). Run the same command again after a crash or a stop and the folds already scored with
 the same settings, snippets and corpus model are read back instead of trained again; delete that folder to retrain.
 With `--keep-models`, each trained fold's model is kept too (OUTPUT_DIR/work/models/NAME-N), and a fold counts as
-done only when its model is there.
+done only when its model is there. `--only-folds 1,2,3` trains and saves only those folds and writes no table, so
+that two processes (or machines sharing the folder) can split one run's folds, e.g. `--only-folds 1,2,3` and
+`--only-folds 4,5` at one thread each; the same command without it then reads every fold back and writes the table.
 """
 
 from __future__ import annotations
@@ -103,6 +105,17 @@ def case_folds(rows: list[dict], k: int, seed: int) -> list[np.ndarray]:
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     labels, groups = [r["label"] for r in grouped], [r["group"] for r in grouped]
     return [test for _, test in splitter.split(np.zeros(len(rows)), labels, groups)]
+
+
+def fold_numbers(spec: str, k: int) -> set[int]:
+    """`--only-folds 1,3` as a set of fold numbers, each between 1 and k."""
+    try:
+        numbers = {int(part) for part in spec.split(",") if part.strip()}
+    except ValueError:
+        numbers = set()
+    if not numbers or not numbers <= set(range(1, k + 1)):
+        raise SystemExit(f"--only-folds {spec!r}: give fold numbers from 1 to {k} separated by commas, e.g. 1,2")
+    return numbers
 
 
 def plain_finetune(init: str, train_rows: list[dict], labels: list[str], epochs: float, seed: int, work: Path,
@@ -239,6 +252,9 @@ def main(argv: list[str] | None = None) -> dict:
                         "OUTPUT_DIR/work/models/NAME-N (about 90 MB each) for --soup, in this run or one that joins it")
     parser.add_argument("--soup", action="append", default=[], help="A+B[+C...]: also score, per fold, the soup of these "
                         "systems' fold models (weights averaged into one model); they must have run with --keep-models")
+    parser.add_argument("--only-folds", default=None, help="comma-separated fold numbers (from 1): train and save only "
+                        "these, e.g. to run one seed's folds on two cores or machines into one OUTPUT_DIR; no table is "
+                        "written, and the same command without it reads every saved fold back and writes the table")
     parser.add_argument("--output-dir", default="runs/benchmarks/real_news")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N snippets (smoke tests)")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. --model.name=tiny-random-bert")
@@ -258,6 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
     case_hash = sha256_of(args.case)
     rows = rows[: args.limit] if args.limit else rows
     folds = case_folds(rows, args.folds, args.seed)
+    only = fold_numbers(args.only_folds, len(folds)) if args.only_folds else None
     earlier_runs = []  # checked before any training, so that a wrong file cannot waste a long run
     for earlier_path in args.include_from:
         if not Path(earlier_path).is_file():
@@ -299,6 +316,10 @@ def main(argv: list[str] | None = None) -> dict:
     corpus_model = args.corpus_model
     corpus_tag = ""  # the corpus system's tag beyond the run's --tag: @mean for a mean-pooling head
     if {"corpus", "two_stage"} & set(systems) or args.project_from_corpus:
+        if corpus_model is None and only is not None:
+            raise SystemExit("--only-folds needs --corpus-model for the corpus, two_stage and --project-from-corpus "
+                             "systems, so that the runs sharing OUTPUT_DIR start from one corpus model: train it once "
+                             "(python train.py, or this benchmark without --only-folds) and pass its model folder")
         if corpus_model is None:
             start = time.perf_counter()
             corpus_model = str(train_corpus_model(config, work))
@@ -311,12 +332,14 @@ def main(argv: list[str] | None = None) -> dict:
         corpus_tag = "@mean" if getattr(corpus.model.config, POOLING, "cls") == "mean" else ""
         probs["corpus"] = corpus.predict_proba([r["text"] for r in rows])
     settings = {k: v for k, v in vars(args).items()
-                if k not in {"include_from", "ensemble", "soup", "keep_models", "output_dir", "systems"}}
+                if k not in {"include_from", "ensemble", "soup", "keep_models", "output_dir", "systems", "only_folds"}}
     settings.update(case_sha256=case_hash, corpus_model_sha256=model_digest(corpus_model),  # the resolved configs, so
                     configs=[to_dict(c) for c in (config, project) if c is not None])  # an edited file is not reused
     fold_keys = {name: hashlib.sha256(json.dumps(dict(settings, system=name), sort_keys=True, default=str).encode()).hexdigest()
                  for name in systems if name != "corpus"}  # the corpus model is trained once, before the folds
     for number, test_idx in enumerate(folds, start=1):
+        if only is not None and number not in only:
+            continue
         train_rows = [rows[i] for i in range(len(rows)) if i not in set(test_idx)]
         test_texts = [rows[i]["text"] for i in test_idx]
         for name in systems:
@@ -353,6 +376,10 @@ def main(argv: list[str] | None = None) -> dict:
             drop_checkpoints(training)
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}
         print(f"fold {number}/{len(folds)}: " + ", ".join(f"{n} {f:.3f}" for n, f in done.items()), flush=True)
+    if only is not None:
+        print(f"folds {', '.join(map(str, sorted(only)))} saved in {work / 'folds'}; no table written (--only-folds): the "
+              f"same command without --only-folds reads the saved folds back, trains any missing and writes the table")
+        return {}
     trained = []  # this run's trained systems under their tagged names, then the earlier runs' untagged ones
     fold_models: dict[str, list[str]] = {}  # kept fold models (--keep-models) by tagged name, this run's and joined ones
     for name in list(probs):

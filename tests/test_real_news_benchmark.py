@@ -201,3 +201,32 @@ def test_soups_average_the_kept_fold_models_of_two_seeds(tmp_path, capsys):
     capsys.readouterr()
     real_news.main(common + ["--output-dir", str(tmp_path / "a")])
     assert capsys.readouterr().out.count("read back from") == 1 and (kept[0] / "config.json").is_file()
+
+
+def test_two_runs_split_the_folds_and_a_last_run_joins_them_without_training(tmp_path, monkeypatch, capsys):
+    case = _fake_case(tmp_path / "case.tsv", n=40)
+    common = ["--case", str(case), "--folds", "2", "--systems", "tfidf,plain", "--epochs", "1",
+              "--model.name=tiny-random-bert", "--train.batch_size=8"]
+    whole = real_news.main(common + ["--output-dir", str(tmp_path / "whole")])
+    split = common + ["--output-dir", str(tmp_path / "split")]
+    assert real_news.main(split + ["--only-folds", "2"]) == {}  # fold 2 only: saved, no table
+    folds = tmp_path / "split" / "work" / "folds"
+    assert sorted(p.name for p in folds.iterdir()) == ["plain-2.json", "tfidf-2.json"]
+    assert not (tmp_path / "split" / "real_news.json").exists()
+    real_news.main(split + ["--only-folds", "1"])
+    assert sorted(p.name for p in folds.iterdir()) == ["plain-1.json", "plain-2.json", "tfidf-1.json", "tfidf-2.json"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a fold saved by an --only-folds run was trained again")
+
+    monkeypatch.setattr(real_news, "plain_finetune", no_training)
+    capsys.readouterr()
+    joined = real_news.main(split)
+    assert capsys.readouterr().out.count("read back from") == 4
+    assert joined["plain@mean"]["confusion_matrix"] == whole["plain@mean"]["confusion_matrix"]
+    assert joined["tfidf"]["macro_f1"] == whole["tfidf"]["macro_f1"]
+    for bad in ("0", "3", "1,x", ","):
+        with pytest.raises(SystemExit, match="--only-folds"):
+            real_news.main(split + ["--only-folds", bad])
+    with pytest.raises(SystemExit, match="needs --corpus-model"):
+        real_news.main(common + ["--systems", "corpus", "--only-folds", "1", "--output-dir", str(tmp_path / "c")])
