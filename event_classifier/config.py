@@ -88,6 +88,8 @@ class TrainConfig:
     learning_rate: float = 5.0e-5  # peak AdamW learning rate
     weight_decay: float = 0.01  # AdamW weight decay
     warmup_ratio: float = 0.1  # share of steps with linear warm-up
+    layer_lr_decay: float = 1.0  # layer-wise learning-rate decay: the head trains at learning_rate, each encoder layer
+    # below it at this factor times the layer above's rate, the embeddings last (1 = one rate for all)
     class_weights: bool = True  # weight the loss by the train split's label frequencies: inverse class frequency
     # (single_label), or negatives/positives per label as BCE pos_weight (multi_label)
     label_smoothing: float = 0.0  # single_label: share of each target spread evenly over all labels (0 = none)
@@ -247,6 +249,8 @@ def validate(config: Config, path: Path | str) -> None:
         raise EventClassifierError(f"{path}: train.lexical_weight applies to single_label models; set it to 0 for multi_label")
     if not 0 <= config.train.lexical_weight < 1:
         raise EventClassifierError(f"{path}: train.lexical_weight must be at least 0 and below 1, got {config.train.lexical_weight}")
+    if not 0 < config.train.layer_lr_decay <= 1:
+        raise EventClassifierError(f"{path}: train.layer_lr_decay must be above 0 and at most 1, got {config.train.layer_lr_decay}")
     if not 0 <= config.train.label_smoothing < 1:
         raise EventClassifierError(f"{path}: train.label_smoothing must be at least 0 and below 1, got {config.train.label_smoothing}")
     if config.train.report_to not in REPORT_TO:

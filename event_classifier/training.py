@@ -8,6 +8,7 @@ Exporting, calibrating and evaluating are the caller's (see workflow.py).
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sys
 from dataclasses import dataclass
@@ -240,6 +241,43 @@ class _StartStep(TrainerCallback):
         self.step = state.global_step
 
 
+_LAYER = re.compile(r"\.layer\.(\d+)\.")
+
+
+def layerwise_groups(model: torch.nn.Module, learning_rate: float, decay: float, weight_decay: float,
+                     decayed_names: set[str]) -> list[dict]:
+    """AdamW parameter groups with layer-wise learning-rate decay: the head and pooler train at `learning_rate`, encoder
+    layer i of n at learning_rate * decay ** (n - i), the embeddings at learning_rate * decay ** (n + 1); weight decay
+    only on `decayed_names` (the Trainer's choice: not biases or LayerNorm weights)."""
+    layers = model.config.num_hidden_layers
+    groups: dict[tuple[int, bool], list] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        found = _LAYER.search(name)
+        depth = layers - int(found.group(1)) if found else layers + 1 if "embeddings." in name else 0
+        groups.setdefault((depth, name in decayed_names), []).append(param)
+    return [{"params": params, "lr": learning_rate * decay ** depth, "weight_decay": weight_decay if decayed else 0.0}
+            for (depth, decayed), params in sorted(groups.items())]
+
+
+class _LayerwiseTrainer(Trainer):
+    """A Trainer whose optimizer is the one it would build, over `layerwise_groups` (train.layer_lr_decay below 1)."""
+
+    def __init__(self, *args, layer_lr_decay: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.layer_lr_decay = layer_lr_decay
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None:
+            model = model or self.model
+            groups = layerwise_groups(model, self.args.learning_rate, self.layer_lr_decay, self.args.weight_decay,
+                                      set(self.get_decay_parameter_names(model)))
+            optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+            self.optimizer = optimizer_cls(groups, **kwargs)
+        return self.optimizer
+
+
 def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool = False,
         is_main_process: bool = True, work_dir: Path | None = None, epochs: float | None = None,
         stage: str = "", extra_callbacks: tuple[TrainerCallback, ...] = ()) -> Fitted:
@@ -302,10 +340,12 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
         loss = _multi_label_loss(pos_weight, weights, config.train.main_label_weight)
     callbacks = [EarlyStoppingCallback(config.train.early_stopping_patience)] if config.train.early_stopping_patience and select else []
     start = _StartStep()
-    trainer = Trainer(
+    layerwise = {"layer_lr_decay": config.train.layer_lr_decay} if config.train.layer_lr_decay < 1 else {}
+    trainer = (_LayerwiseTrainer if layerwise else Trainer)(
         model=model, args=args, train_dataset=encode("train"), eval_dataset=encode("dev") if evaluate else None,
         processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=loss,
         compute_metrics=_compute_metrics(labels, multi_label) if evaluate else None, callbacks=[*callbacks, start, *extra_callbacks],
+        **layerwise,
     )
     interrupt = GracefulInterrupt()
     trainer.add_callback(interrupt)
