@@ -262,20 +262,21 @@ def layerwise_groups(model: torch.nn.Module, learning_rate: float, decay: float,
 
 
 class _LayerwiseTrainer(Trainer):
-    """A Trainer whose optimizer is the one it would build, over `layerwise_groups` (train.layer_lr_decay below 1)."""
+    """A Trainer whose optimizer, with train.layer_lr_decay below 1, is the one it would build over
+    `layerwise_groups`; at 1 it is the Trainer's own."""
 
     def __init__(self, *args, layer_lr_decay: float, **kwargs):
         super().__init__(*args, **kwargs)
         self.layer_lr_decay = layer_lr_decay
 
     def create_optimizer(self, model=None):
-        if self.optimizer is None:
+        if self.optimizer is None and self.layer_lr_decay < 1:
             model = model or self.model
             groups = layerwise_groups(model, self.args.learning_rate, self.layer_lr_decay, self.args.weight_decay,
                                       set(self.get_decay_parameter_names(model)))
             optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
             self.optimizer = optimizer_cls(groups, **kwargs)
-        return self.optimizer
+        return super().create_optimizer(model)
 
 
 def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool = False,
@@ -340,12 +341,11 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
         loss = _multi_label_loss(pos_weight, weights, config.train.main_label_weight)
     callbacks = [EarlyStoppingCallback(config.train.early_stopping_patience)] if config.train.early_stopping_patience and select else []
     start = _StartStep()
-    layerwise = {"layer_lr_decay": config.train.layer_lr_decay} if config.train.layer_lr_decay < 1 else {}
-    trainer = (_LayerwiseTrainer if layerwise else Trainer)(
+    trainer = _LayerwiseTrainer(
         model=model, args=args, train_dataset=encode("train"), eval_dataset=encode("dev") if evaluate else None,
         processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=loss,
         compute_metrics=_compute_metrics(labels, multi_label) if evaluate else None, callbacks=[*callbacks, start, *extra_callbacks],
-        **layerwise,
+        layer_lr_decay=config.train.layer_lr_decay,
     )
     interrupt = GracefulInterrupt()
     trainer.add_callback(interrupt)
