@@ -54,7 +54,7 @@ DEFAULT_LABELS = (
 
 @dataclass
 class DataConfig:
-    paragraphs: Optional[str] = "data/paragraphs"  # our own labelled JSONL files: a folder of *.jsonl or one file; null = none
+    paragraphs: Optional[str] = "data/paragraphs"  # our own labelled JSONL files: a folder of *.jsonl, one file or a glob pattern; null = none
     feedback: Optional[str] = "data/feedback"  # corrections saved by the web app (*.jsonl); a later one of a text wins; null = none
     sources: dict[str, str] = field(default_factory=dict)  # extra sources: name -> path, read via configs/sources/<name>.yaml
     prepared_dir: str = "data/prepared"  # where data/prepare.py writes train/dev/test.jsonl and training reads them

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import re
 import string
 from collections import Counter
@@ -40,8 +41,14 @@ def label_matrix(label_sets: list[list[str]], labels: list[str]) -> np.ndarray:
 
 
 def paragraph_files(path: Path) -> list[Path]:
-    """The JSONL files of our own corpus: one file, or every *.jsonl in a folder."""
+    """The JSONL files of our own corpus: one file, every *.jsonl in a folder, or the files a glob pattern names
+    (e.g. `data/paragraphs/b1[234].jsonl` for some batches)."""
     path = Path(path)
+    if any(char in str(path) for char in "*?["):
+        files = sorted(Path(match) for match in glob.glob(str(path)) if match.endswith(".jsonl"))
+        if not files:
+            raise EventClassifierError(f"{path}: the pattern matches no *.jsonl file; fix data.paragraphs")
+        return files
     if path.is_dir():
         files = sorted(path.glob("*.jsonl"))
         if not files:

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from event_classifier.config import load_config
-from event_classifier.data import deduplicate, normalise_text, prepare, split
+from event_classifier.data import collect, deduplicate, normalise_text, paragraph_files, prepare, split
 from event_classifier.errors import EventClassifierError
 from event_classifier.io import iter_jsonl
 from event_classifier.sources import read_labelled_file
@@ -42,6 +42,18 @@ def test_splits_never_share_articles_or_duplicates(tmp_path):
     where = {name for name, part in splits.items() for r in part if r["id"] in {rows[5]["id"], "near-1"}}
     assert len(where) == 1
     assert sum(len(p) for p in splits.values()) == len(rows) + 1  # only the exact copy was removed
+
+
+def test_a_glob_pattern_picks_some_batches_of_the_corpus(tmp_path):
+    rows = make_corpus(n_articles=12)
+    for n, part in enumerate((rows[:10], rows[10:20], rows[20:])):
+        write_jsonl(tmp_path / f"b{n + 1}.jsonl", part)
+    (tmp_path / "b2.txt").write_text("not a batch", encoding="utf-8")
+    assert [p.name for p in paragraph_files(tmp_path / "b[23].*")] == ["b2.jsonl", "b3.jsonl"]
+    config = _config(tmp_path, tmp_path / "b[23].jsonl")
+    assert [r["id"] for r in collect(config)[0]] == [r["id"] for r in rows[10:]]
+    with pytest.raises(EventClassifierError, match=r"b\[89\]\.jsonl: the pattern matches no \*\.jsonl file"):
+        paragraph_files(tmp_path / "b[89].jsonl")
 
 
 def test_stratification_keeps_every_label_in_every_split(tmp_path):
