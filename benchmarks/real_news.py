@@ -65,7 +65,7 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, se
 
 from event_classifier.baseline import train_baseline
 from event_classifier.comparison import comparison_table, source_label_table
-from event_classifier.config import Config, LabelSpec, load_config, to_dict
+from event_classifier.config import PROJECT_ROOT, Config, LabelSpec, load_config, to_dict
 from event_classifier.data import SPLITS, collect, deduplicate, load_split, take_fold
 from event_classifier.evaluation import evaluate_run, score_predictions
 from event_classifier.inference import Predictor
@@ -189,13 +189,36 @@ def model_digest(folder: str | None) -> str | None:
     return sha256_of(weights[0]) if weights else str(Path(folder).resolve())
 
 
-def saved_fold(path: Path, key: str, test_idx: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """A fold's probabilities saved by an earlier run of the same settings, or None (absent, other settings, torn)."""
+def portable(value, root: Path):
+    """value with every path inside the checkout `root` written relative to it, and every path beside it (../shared)
+    relative to its parent, so that the same settings read the same from another checkout folder (a git worktree)."""
+    if isinstance(value, dict):
+        return {key: portable(item, root) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(item, root) for item in value]
+    if isinstance(value, (str, Path)):
+        for base, prefix in ((root, ""), (root.parent, "../")):
+            if str(value).startswith(f"{base}/"):
+                return prefix + str(value)[len(f"{base}/"):]
+    return value
+
+
+def fold_key(settings: dict, root: Path = PROJECT_ROOT) -> tuple[str, str]:
+    """A fold's key: sha256 of the settings that produce it with paths relative to the checkout (see portable), and
+    the key runs before that wrote (absolute paths: only the checkout they ran in reads them back), still accepted."""
+    digest = [hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+              for value in (portable(settings, root), settings)]
+    return digest[0], digest[1]
+
+
+def saved_fold(path: Path, keys: tuple[str, ...], test_idx: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """A fold's probabilities saved by an earlier run of the same settings (any of `keys`), or None (absent, other
+    settings, torn)."""
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if saved.get("key") != key or saved.get("test_idx") != test_idx.tolist():
+    if saved.get("key") not in keys or saved.get("test_idx") != test_idx.tolist():
         return None
     return np.array(saved["probs"]), float(saved["seconds"])
 
@@ -335,7 +358,7 @@ def main(argv: list[str] | None = None) -> dict:
                 if k not in {"include_from", "ensemble", "soup", "keep_models", "output_dir", "systems", "only_folds"}}
     settings.update(case_sha256=case_hash, corpus_model_sha256=model_digest(corpus_model),  # the resolved configs, so
                     configs=[to_dict(c) for c in (config, project) if c is not None])  # an edited file is not reused
-    fold_keys = {name: hashlib.sha256(json.dumps(dict(settings, system=name), sort_keys=True, default=str).encode()).hexdigest()
+    fold_keys = {name: fold_key(dict(settings, system=name), PROJECT_ROOT)
                  for name in systems if name != "corpus"}  # the corpus model is trained once, before the folds
     for number, test_idx in enumerate(folds, start=1):
         if only is not None and number not in only:
@@ -343,10 +366,10 @@ def main(argv: list[str] | None = None) -> dict:
         train_rows = [rows[i] for i in range(len(rows)) if i not in set(test_idx)]
         test_texts = [rows[i]["text"] for i in test_idx]
         for name in systems:
-            fold_file, key = work / "folds" / f"{name}-{number}.json", fold_keys.get(name)
+            fold_file, keys = work / "folds" / f"{name}-{number}.json", fold_keys.get(name)
             kept = work / "models" / f"{name}-{number}"
             training = work / f"{name}-{number}"  # the fold's checkpoints and logs
-            reused = saved_fold(fold_file, key, test_idx) if key else None
+            reused = saved_fold(fold_file, keys, test_idx) if keys else None
             if reused is not None and (not args.keep_models or name not in TRAINED or (kept / "config.json").exists()):
                 probs[name][test_idx], seconds_then = reused
                 seconds[name] += seconds_then
@@ -370,8 +393,8 @@ def main(argv: list[str] | None = None) -> dict:
             seconds[name] += elapsed
             if args.keep_models and name in TRAINED:
                 save_model(predictor.model, predictor.tokenizer, kept, predictor.meta, predictor.lexical)
-            if key:
-                atomic_write_json(fold_file, {"key": key, "test_idx": test_idx.tolist(), "seconds": elapsed,
+            if keys:
+                atomic_write_json(fold_file, {"key": keys[0], "test_idx": test_idx.tolist(), "seconds": elapsed,
                                               "probs": probs[name][test_idx].tolist()})
             drop_checkpoints(training)
         done = {n: score_predictions([rows[i] for i in test_idx], probs[n][test_idx], labels)["macro_f1"] for n in systems}

@@ -230,3 +230,49 @@ def test_two_runs_split_the_folds_and_a_last_run_joins_them_without_training(tmp
             real_news.main(split + ["--only-folds", bad])
     with pytest.raises(SystemExit, match="needs --corpus-model"):
         real_news.main(common + ["--systems", "corpus", "--only-folds", "1", "--output-dir", str(tmp_path / "c")])
+
+
+def test_folds_saved_in_one_checkout_folder_are_read_back_from_another(tmp_path, monkeypatch, capsys):
+    """A fold's key holds the resolved configs; their paths inside the checkout (or beside it, ../shared) count
+    relative to it, so a join from a git worktree of the same commit reads back the folds trained in the main one."""
+    import event_classifier.config as config_module
+
+    case = _fake_case(tmp_path / "case.tsv", n=40)
+    checkouts = {}
+    for name in ("main", "worktree"):
+        checkouts[name] = tmp_path / name
+        shutil.copytree(config_module.CONFIG_DIR, checkouts[name] / "configs")
+
+    def run(checkout: str, *extra: str) -> int:
+        root = checkouts[checkout]
+        monkeypatch.setattr(config_module, "PROJECT_ROOT", root)
+        monkeypatch.setattr(real_news, "PROJECT_ROOT", root)
+        capsys.readouterr()
+        real_news.main(["--case", str(case), "--folds", "2", "--systems", "tfidf,plain", "--epochs", "1",
+                        "--config", str(root / "configs" / "default.yaml"), "--model.name=tiny-random-bert",
+                        "--train.batch_size=8", "--output-dir", str(tmp_path / "out"), *extra])
+        return capsys.readouterr().out.count("read back from")
+
+    assert run("main") == 0
+    settings = {"configs": [{"data": {"prepared_dir": str(checkouts["main"] / "data" / "prepared"),
+                                      "sources": {"case": str(tmp_path / "shared" / "case.tsv")}}}], "epochs": 1}
+    moved = json.loads(json.dumps(settings).replace(str(checkouts["main"]), str(checkouts["worktree"])))
+    assert real_news.portable(settings, checkouts["main"]) == {
+        "configs": [{"data": {"prepared_dir": "data/prepared", "sources": {"case": "../shared/case.tsv"}}}], "epochs": 1}
+    assert real_news.fold_key(settings, checkouts["main"])[0] == real_news.fold_key(moved, checkouts["worktree"])[0]
+    assert real_news.fold_key(settings, checkouts["main"])[1] != real_news.fold_key(moved, checkouts["worktree"])[1]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a fold saved in another checkout folder was trained again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(real_news, "plain_finetune", no_training)
+        assert run("worktree") == 4  # tfidf and plain, both folds
+        with pytest.raises(AssertionError, match="trained again"):  # another setting still trains
+            run("worktree", "--train.learning_rate=1e-4")
+    # a fold saved before keys were portable (absolute paths) is still read back from the checkout it was trained in
+    with monkeypatch.context() as patch:
+        patch.setattr(real_news, "portable", lambda value, root: value)
+        assert run("main", "--train.warmup_ratio=0.2") == 0
+    assert run("main", "--train.warmup_ratio=0.2") == 4
+    assert run("worktree", "--train.warmup_ratio=0.2") == 0  # such a fold trains again in another checkout
