@@ -95,6 +95,9 @@ class TrainConfig:
     label_smoothing: float = 0.0  # single_label: share of each target spread evenly over all labels (0 = none)
     main_label_weight: float = 0.0  # multi_label: weight of the main label's cross-entropy added to the BCE, so that the
     # most probable label is the main one; 0 = BCE alone
+    source_label_weight: float = 0.0  # single_label: weight of an auxiliary cross-entropy in which a second linear head,
+    # on the same pooled features, predicts each training row's source label (CASE's SubType, kept by its codebook);
+    # the head is dropped before saving, rows without a source label add nothing to it; 0 = off
     early_stopping_patience: int = 3  # epochs without dev macro-F1 gain before stopping; 0 = never stop early
     epoch_choice: str = "best_dev"  # best_dev: keep the epoch with the best dev macro-F1 (a refit trains that many);
     # fixed: train exactly `epochs` and keep the last (dev still scores each epoch and calibrates; a refit trains `epochs`)
@@ -245,6 +248,10 @@ def validate(config: Config, path: Path | str) -> None:
         raise EventClassifierError(f"{path}: train.head_init must be {' or '.join(HEAD_INITS)}, got {config.train.head_init!r}")
     if config.train.label_smoothing and config.model.task == "multi_label":
         raise EventClassifierError(f"{path}: train.label_smoothing applies to single_label models; set it to 0 for multi_label")
+    if config.train.source_label_weight and config.model.task == "multi_label":
+        raise EventClassifierError(f"{path}: train.source_label_weight applies to single_label models; set it to 0 for multi_label")
+    if config.train.source_label_weight < 0:
+        raise EventClassifierError(f"{path}: train.source_label_weight must be at least 0, got {config.train.source_label_weight}")
     if config.train.lexical_weight and config.model.task == "multi_label":
         raise EventClassifierError(f"{path}: train.lexical_weight applies to single_label models; set it to 0 for multi_label")
     if not 0 <= config.train.lexical_weight < 1:

@@ -158,6 +158,63 @@ def _weighted_loss(weights: torch.Tensor | None, label_smoothing: float = 0.0):
     return loss
 
 
+class SourceLabelHead:
+    """An auxiliary head for `train.source_label_weight`: a linear layer on the features the classifier reads (caught
+    by a forward hook on `model.classifier`) predicts each row's source label, e.g. CASE's SubType, which splits a
+    broad label such as `other` into the kinds of event it holds. It is a submodule of the model while training (so
+    the optimizer, checkpoints and a resume include it) and is removed by `detach`, so the saved model is unchanged."""
+
+    ATTRIBUTE = "source_label_head"
+
+    def __init__(self, model: torch.nn.Module, source_labels: list[str]):
+        if not isinstance(getattr(model, "classifier", None), torch.nn.Linear):
+            raise EventClassifierError(f"{type(model).__name__}: train.source_label_weight needs a classifier that is one "
+                                       "linear layer (BERT-style heads); set it to 0 for this backbone")
+        self.model, self.source_labels, self.features = model, source_labels, None
+        head = torch.nn.Linear(model.classifier.in_features, len(source_labels))
+        head.weight.data.normal_(0.0, getattr(model.config, "initializer_range", 0.02))
+        head.bias.data.zero_()
+        setattr(model, self.ATTRIBUTE, head)
+        self.hook = model.classifier.register_forward_hook(self._catch)
+
+    def _catch(self, module, inputs, output):
+        self.features = inputs[0]
+
+    def logits(self) -> torch.Tensor:
+        head = getattr(self.model, self.ATTRIBUTE)
+        return head(self.features.to(head.weight.dtype))  # bf16 features when autocast made them
+
+    def detach(self, model: torch.nn.Module) -> None:
+        """Remove the hook and the head (from `model`, which may be the Trainer's reloaded best model)."""
+        self.hook.remove()
+        if hasattr(model, self.ATTRIBUTE):
+            delattr(model, self.ATTRIBUTE)
+
+
+def _with_source_labels(main_loss, head: SourceLabelHead, weight: float):
+    """`main_loss` on the first label column plus `weight` times the cross-entropy of `head` on the second (the source
+    label's index, -100 for a row without one). Dev batches carry only the label: there the main loss alone."""
+    def loss(outputs, labels, num_items_in_batch=None):
+        if labels.dim() == 1:
+            return main_loss(outputs, labels)
+        total = main_loss(outputs, labels[:, 0])
+        if (labels[:, 1] >= 0).any():
+            total = total + weight * torch.nn.functional.cross_entropy(head.logits(), labels[:, 1], ignore_index=-100)
+        return total
+    return loss
+
+
+def source_label_ids(rows: list[dict], where: str) -> tuple[list[str], list[int]]:
+    """The source labels of the training rows (sorted) and each row's index among them (-100 without one)."""
+    names = sorted({str(r["source_label"]) for r in rows if r.get("source_label") is not None})
+    if len(names) < 2:
+        raise EventClassifierError(
+            f"{where}: train.source_label_weight is set but the training rows carry {len(names)} source label(s); it "
+            "needs rows read through a codebook (data.sources, e.g. case) with at least two labels, or set it to 0")
+    index = {name: i for i, name in enumerate(names)}
+    return names, [index[str(r["source_label"])] if r.get("source_label") is not None else -100 for r in rows]
+
+
 def _multi_label_loss(pos_weight: torch.Tensor | None, main_weights: torch.Tensor | None, main_label_weight: float):
     """BCE with logits over the multi-hot part of `label_targets`, summed over the labels of a paragraph (the negative
     log-likelihood of its label set, on the scale of the single-label cross-entropy) and averaged over paragraphs;
@@ -301,9 +358,16 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
     max_length = choose_max_length(tokenizer, model, texts, config.model.max_length)
     precision = resolve_precision(config.train.precision)
 
+    aux = None
+    if config.train.source_label_weight:
+        source_labels, source_ids = source_label_ids(rows["train"], str(run_dir))
+        aux = SourceLabelHead(model, source_labels)
+
     def targets(split: str) -> list:
         if multi_label:
             return label_targets(rows[split], labels).tolist()
+        if aux is not None and split == "train":  # [label, source label]: the second column feeds the auxiliary head
+            return [[label_ids[r["label"]], source] for r, source in zip(rows[split], source_ids)]
         return [label_ids[r["label"]] for r in rows[split]]
 
     def encode(split: str) -> Dataset:
@@ -339,6 +403,8 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
     if multi_label:
         pos_weight = positive_weights(multi_hot) if config.train.class_weights else None
         loss = _multi_label_loss(pos_weight, weights, config.train.main_label_weight)
+    if aux is not None:
+        loss = _with_source_labels(loss, aux, config.train.source_label_weight)
     callbacks = [EarlyStoppingCallback(config.train.early_stopping_patience)] if config.train.early_stopping_patience and select else []
     start = _StartStep()
     trainer = _LayerwiseTrainer(
@@ -351,6 +417,8 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
     trainer.add_callback(interrupt)
     with interrupt:
         result = trainer.train(resume_from_checkpoint=True if has_checkpoint else None)
+    if aux is not None:
+        aux.detach(trainer.model)
     main = trainer.is_world_process_zero() and is_main_process
     if main:
         atomic_write_jsonl(run_dir / f"{stage}train_log.jsonl", trainer.state.log_history)
@@ -363,7 +431,8 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
              "steps": trainer.state.global_step, "resumed_from_step": start.step,
              "best_checkpoint": trainer.state.best_model_checkpoint,
              f"best_dev_{args.metric_for_best_model or 'macro_f1'}": trainer.state.best_metric,
-             "best_epoch": _best_epoch(trainer.state) if select else None, "linear_probe_train_accuracy": probe_accuracy}
+             "best_epoch": _best_epoch(trainer.state) if select else None, "linear_probe_train_accuracy": probe_accuracy,
+             **({"source_labels": aux.source_labels} if aux is not None else {})}
     return Fitted(trainer.model, tokenizer, max_length, precision, stats, main)
 
 
