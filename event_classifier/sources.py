@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -117,7 +118,9 @@ def read_labelled_file(path: Path, labels: list[str], source: str = "authored") 
 
 
 def load_codebook(name: str) -> dict[str, Any]:
-    """Read configs/sources/<name>.yaml: how to read a source and how its labels map to ours."""
+    """Read configs/sources/<name>.yaml: how to read a source and how its labels map to ours. A name may carry a tag
+    after `@` (`cameo_conflict@test`): the same codebook for another file of the source, with ids of its own."""
+    name = name.partition("@")[0]
     path = SOURCES_DIR / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in SOURCES_DIR.glob("*.yaml")))
@@ -126,7 +129,36 @@ def load_codebook(name: str) -> dict[str, Any]:
     for key in ("format", "text_field", "label_field", "labels"):
         if key not in codebook:
             raise EventClassifierError(f"{path}: codebook lacks '{key}'; see \"Adding a source\" in data/README.md")
+    if "annotations" in codebook:
+        codebook["annotations"] = str((path.parent / codebook["annotations"]).resolve())
     return codebook
+
+
+def text_digest(text: str) -> str:
+    """A short fingerprint of a text (whitespace normalised): an annotation holds it, never the text itself."""
+    return hashlib.sha1(" ".join(str(text).split()).encode("utf-8")).hexdigest()[:12]
+
+
+def _annotations(codebook: dict[str, Any], path: Path, labels: list[str]) -> dict[int, tuple[str, str]]:
+    """The codebook's `annotations` file (TSV: file, record, label, text_sha1, ...): our own labels for single records
+    of an outside file, by the file's name and the record number its errors name; returns record -> (label, digest)."""
+    where = Path(codebook["annotations"])
+    records = read_labelled_table(where)
+    found = {}
+    for number, record in records:
+        missing = [c for c in ("file", "record", "label", "text_sha1") if not record.get(c)]
+        if missing:
+            raise EventClassifierError(f"{where}:{number}: missing {', '.join(missing)}; each annotation names file, "
+                                       "record, label and text_sha1")
+        if record["file"] == path.name:
+            label = _check_label(record["label"], labels, f"{where}:{number}")
+            found[int(record["record"])] = (label, record["text_sha1"])
+    return found
+
+
+def read_labelled_table(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """A TSV with a header, as (line number, record) pairs."""
+    return list(enumerate(_read_table(path, read_text_file(path), "\t", header=True), start=2))
 
 
 def _source_records(path: Path, codebook: dict[str, Any]) -> list[tuple[int, Any]]:
@@ -151,8 +183,9 @@ def read_source(name: str, path: Path, labels: list[str]) -> tuple[list[dict], R
     codebook = load_codebook(name)
     path = Path(path)
     mapping = {str(k): v for k, v in codebook["labels"].items()}
+    annotated = _annotations(codebook, path, labels) if "annotations" in codebook else {}
     report = ReadReport(str(path), name)
-    rows = []
+    rows, seen = [], set()
     for number, record in _source_records(path, codebook):
         where = f"{path}:{number}"
         try:
@@ -167,6 +200,9 @@ def read_source(name: str, path: Path, labels: list[str]) -> tuple[list[dict], R
                 f"{where}: source label {source_label!r} is not in configs/sources/{name}.yaml; map it to a label or 'drop'"
             )
         target = mapping[source_label]
+        if number in annotated:  # our own label for this record (codebook `annotations`) decides over the mapping
+            target, digest = annotated[number]
+            seen.add(number)
         if target == DROP:  # counted in the report, never silently lost
             report.dropped_by_codebook[source_label] = report.dropped_by_codebook.get(source_label, 0) + 1
             continue
@@ -177,6 +213,10 @@ def read_source(name: str, path: Path, labels: list[str]) -> tuple[list[dict], R
                 f"{where}: missing text field {codebook['text_field']!r} named by configs/sources/{name}.yaml; "
                 "fix the codebook or the file"
             ) from None
+        if number in annotated and text_digest(text) != annotated[number][1]:
+            raise EventClassifierError(
+                f"{codebook['annotations']}: the annotation of {path.name} record {number} was made for another text; "
+                f"{path} has changed: restore the file its PROVENANCE.md names, or annotate it again")
         label = _check_label(target, labels, f"configs/sources/{name}.yaml ({source_label})")
         id_field = codebook.get("id_field")
         row_id = record[id_field] if id_field is not None else number
@@ -186,6 +226,10 @@ def read_source(name: str, path: Path, labels: list[str]) -> tuple[list[dict], R
             continue
         row["source_label"] = source_label
         rows.append(row)
+    if set(annotated) - seen:
+        raise EventClassifierError(
+            f"{codebook['annotations']}: annotates {path.name} record {min(set(annotated) - seen)}, which {path} does not "
+            "have; restore the file its PROVENANCE.md names")
     report.kept = len(rows)
     return rows, report
 

@@ -87,3 +87,51 @@ def test_overlap_lists_the_word_runs_a_paragraph_shares_with_outside_texts(tmp_p
     missing = subprocess.run([sys.executable, "data/overlap.py", str(ours), "--source", f"case={tmp_path / 'no.tsv'}"],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "no.tsv: not found" in missing.stderr
+
+
+def _annotated_source(tmp_path: Path, monkeypatch, rows: str) -> Path:
+    """A codebook that drops every label of a two-column source file except the records it annotates itself."""
+    import event_classifier.sources as sources
+
+    books = tmp_path / "configs" / "sources"
+    books.mkdir(parents=True)
+    (books / "conflict.yaml").write_text("name: conflict\nlicence: test\nformat: tsv\nheader: false\ntext_field: 0\n"
+                                         "label_field: 1\nlabels: {'3': drop, '4': drop}\n"
+                                         "annotations: ../../annotations.tsv\n")
+    (tmp_path / "annotations.tsv").write_text("file\trecord\tlabel\ttext_sha1\tnote\n" + rows)
+    monkeypatch.setattr(sources, "SOURCES_DIR", books)
+    return tmp_path
+
+
+def test_annotations_label_single_records_by_digest_and_the_rest_is_counted_as_dropped(tmp_path, monkeypatch):
+    from event_classifier.sources import text_digest
+
+    texts = ["Rebels shelled the market.", "The army took the  ridge.", "Police detained two men."]
+    data = tmp_path / "sentences.tsv"
+    data.write_text("".join(f"{t}\t4\n" for t in texts))
+    _annotated_source(tmp_path, monkeypatch, f"sentences.tsv\t1\tattack\t{text_digest(texts[0])}\tshelling\n"
+                                             f"sentences.tsv\t2\tmilitary_advance\t{text_digest(texts[1])}\t\n"
+                                             f"other_file.tsv\t3\tattack\t{text_digest('x')}\t\n")
+    rows, report = read_source("conflict@train", data, LABELS)
+    assert [(r["id"], r["label"], r["source_label"]) for r in rows] == [("conflict@train-1", "attack", "4"),
+                                                                         ("conflict@train-2", "military_advance", "4")]
+    assert rows[1]["text"] == "The army took the ridge."
+    assert report.dropped_by_codebook == {"4": 1}  # the record nobody annotated, counted not lost
+    data.write_text("".join(f"{t}\t4\n" for t in [texts[0], "The army took the hill.", texts[2]]))
+    with pytest.raises(EventClassifierError, match=r"annotations.tsv: the annotation of sentences.tsv record 2 was made "
+                                                   r"for another text"):
+        read_source("conflict", data, LABELS)
+    data.write_text(f"{texts[0]}\t4\n")
+    with pytest.raises(EventClassifierError, match="annotates sentences.tsv record 2, which .* does not have"):
+        read_source("conflict", data, LABELS)
+
+
+def test_a_bad_annotation_is_refused_in_one_line(tmp_path, monkeypatch):
+    data = tmp_path / "sentences.tsv"
+    data.write_text("Rebels shelled the market.\t4\n")
+    _annotated_source(tmp_path, monkeypatch, "sentences.tsv\t1\tbombing\tabc\t\n")
+    with pytest.raises(EventClassifierError, match=r"annotations.tsv:2: unknown label 'bombing'"):
+        read_source("conflict", data, LABELS)
+    (tmp_path / "annotations.tsv").write_text("file\trecord\tlabel\ttext_sha1\nsentences.tsv\t1\tattack\t\n")
+    with pytest.raises(EventClassifierError, match=r"annotations.tsv:2: missing text_sha1"):
+        read_source("conflict", data, LABELS)
