@@ -52,13 +52,18 @@ def test_unknown_source_name_lists_known_ones(tmp_path):
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is not beside the project")
 @pytest.mark.parametrize("name,file", [("case", "case2021_task2_dev.tsv"), ("plover", "plover_gsr_cameo.json"),
-                                       ("cameo", "cameo_class_train.tsv"), ("cameo", "cameo_class_test.tsv")])
+                                       ("cameo", "cameo_class_train.tsv"), ("cameo", "cameo_class_test.tsv"),
+                                       ("cameo_conflict@train", "cameo_class_train.tsv"),
+                                       ("cameo_conflict@test", "cameo_class_test.tsv")])
 def test_real_sources_read_through_their_codebooks(name, file):
     rows, report = read_source(name, SHARED / file, LABELS)
     total = report.kept + report.skipped_empty + sum(report.dropped_by_codebook.values())
     assert rows and total > 0 and {r["label"] for r in rows} <= set(LABELS)
     if name == "case":
         assert report.kept == 613 and {r["label"] for r in rows} == set(LABELS)
+    if name.startswith("cameo_conflict"):  # our own labels for class 4, every record of it annotated, the rest dropped
+        assert report.kept == {"cameo_class_train.tsv": 221, "cameo_class_test.tsv": 108}[file]
+        assert {r["source_label"] for r in rows} == {"4"} and "4" not in report.dropped_by_codebook
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is not beside the project")
