@@ -10,20 +10,17 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from event_classifier.calibration import MIN_TUNING_SUPPORT, UNTUNED, fit_temperature, tune_thresholds
+from event_classifier.calibration import MIN_TUNING_SUPPORT, UNTUNED, tune_thresholds
 from event_classifier.cli import evaluate_main, predict_main, prepare_main, train_main
-from event_classifier.comparison import comparison_table
 from event_classifier.config import load_config
 from event_classifier.errors import EventClassifierError
 from event_classifier.fetch import FetchSettings
-from event_classifier.inference import Ensemble, Predictor
-from event_classifier.metrics import label_set_metrics
-from event_classifier.prediction_output import write_predictions
+from event_classifier.inference import Predictor
 from event_classifier.serving import ServeSettings, create_app
 from event_classifier.sources import read_labelled_file
 from event_classifier.training import label_targets, positive_weights
 
-from conftest import LABELS, WORDS, make_corpus, save_tiny_model, write_jsonl
+from conftest import LABELS, WORDS, make_corpus, write_jsonl
 
 
 def make_mixed_corpus(n_articles: int = 40, seed: int = 0) -> list[dict]:
