@@ -98,6 +98,10 @@ class TrainConfig:
     source_label_weight: float = 0.0  # single_label: weight of an auxiliary cross-entropy in which a second linear head,
     # on the same pooled features, predicts each training row's source label (CASE's SubType, kept by its codebook);
     # the head is dropped before saving, rows without a source label add nothing to it; 0 = off
+    rdrop_alpha: float = 0.0  # single_label: R-Drop (Liang et al., 2021): each training batch runs twice, with two
+    # dropout draws; the loss is the mean of the two cross-entropies plus this weight times the symmetric KL divergence
+    # between the two predicted distributions (averaged over the two directions and the rows); about twice the cost of
+    # a step; 0 = off
     early_stopping_patience: int = 3  # epochs without dev macro-F1 gain before stopping; 0 = never stop early
     epoch_choice: str = "best_dev"  # best_dev: keep the epoch with the best dev macro-F1 (a refit trains that many);
     # fixed: train exactly `epochs` and keep the last (dev still scores each epoch and calibrates; a refit trains `epochs`)
@@ -252,6 +256,10 @@ def validate(config: Config, path: Path | str) -> None:
         raise EventClassifierError(f"{path}: train.source_label_weight applies to single_label models; set it to 0 for multi_label")
     if config.train.source_label_weight < 0:
         raise EventClassifierError(f"{path}: train.source_label_weight must be at least 0, got {config.train.source_label_weight}")
+    if config.train.rdrop_alpha and config.model.task == "multi_label":
+        raise EventClassifierError(f"{path}: train.rdrop_alpha applies to single_label models; set it to 0 for multi_label")
+    if config.train.rdrop_alpha < 0:
+        raise EventClassifierError(f"{path}: train.rdrop_alpha must be at least 0, got {config.train.rdrop_alpha}")
     if config.train.lexical_weight and config.model.task == "multi_label":
         raise EventClassifierError(f"{path}: train.lexical_weight applies to single_label models; set it to 0 for multi_label")
     if not 0 <= config.train.lexical_weight < 1:

@@ -318,13 +318,30 @@ def layerwise_groups(model: torch.nn.Module, learning_rate: float, decay: float,
             for (depth, decayed), params in sorted(groups.items())]
 
 
+def symmetric_kl(logits: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """The mean over rows of (KL(p || q) + KL(q || p)) / 2 for the softmax distributions p and q of two logit rows."""
+    log_p, log_q = torch.log_softmax(logits.float(), dim=-1), torch.log_softmax(other.float(), dim=-1)
+    return ((log_p.exp() * (log_p - log_q)).sum(-1) + (log_q.exp() * (log_q - log_p)).sum(-1)).mean() / 2
+
+
 class _LayerwiseTrainer(Trainer):
     """A Trainer whose optimizer, with train.layer_lr_decay below 1, is the one it would build over
-    `layerwise_groups`; at 1 it is the Trainer's own."""
+    `layerwise_groups`; at 1 it is the Trainer's own. With `rdrop_alpha` above 0 each training batch runs twice in
+    one forward pass (the batch stacked on itself, so each copy draws its own dropout): the loss function sees both
+    copies (the mean of their losses), and `rdrop_alpha` times the symmetric KL between the copies' answers is added."""
 
-    def __init__(self, *args, layer_lr_decay: float, **kwargs):
+    def __init__(self, *args, layer_lr_decay: float, rdrop_alpha: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
-        self.layer_lr_decay = layer_lr_decay
+        self.layer_lr_decay, self.rdrop_alpha = layer_lr_decay, rdrop_alpha
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not (self.rdrop_alpha and model.training):
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        doubled = {key: torch.cat([value, value]) if isinstance(value, torch.Tensor) else value for key, value in inputs.items()}
+        loss, outputs = super().compute_loss(model, doubled, return_outputs=True, num_items_in_batch=None)
+        first, second = outputs["logits"].chunk(2)
+        loss = loss + self.rdrop_alpha * symmetric_kl(first, second)
+        return (loss, outputs) if return_outputs else loss
 
     def create_optimizer(self, model=None):
         if self.optimizer is None and self.layer_lr_decay < 1:
@@ -411,7 +428,7 @@ def fit(config: Config, rows: dict[str, list[dict]], run_dir: Path, resume: bool
         model=model, args=args, train_dataset=encode("train"), eval_dataset=encode("dev") if evaluate else None,
         processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer), compute_loss_func=loss,
         compute_metrics=_compute_metrics(labels, multi_label) if evaluate else None, callbacks=[*callbacks, start, *extra_callbacks],
-        layer_lr_decay=config.train.layer_lr_decay,
+        layer_lr_decay=config.train.layer_lr_decay, rdrop_alpha=config.train.rdrop_alpha,
     )
     interrupt = GracefulInterrupt()
     trainer.add_callback(interrupt)
