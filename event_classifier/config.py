@@ -30,6 +30,7 @@ TASKS = ("single_label", "multi_label")  # model.task: one label per paragraph, 
 HEAD_INITS = ("auto", "linear_probe", "random")  # train.head_init: auto, one fitted on frozen features (LP-FT), or random
 EPOCH_CHOICES = ("best_dev", "fixed")  # train.epoch_choice: the epoch with the best dev score, or exactly train.epochs
 REPORT_TO = ("none", "tensorboard", "mlflow")  # experiment trackers the Trainer reports to (train.report_to)
+SINGLE_LABEL_SETTINGS = ("label_smoothing", "source_label_weight", "rdrop_alpha", "lexical_weight")  # train.* refused by multi_label
 # plus data.sources values
 PATH_FIELDS = (("data", "paragraphs"), ("data", "feedback"), ("data", "prepared_dir"), ("train", "output_dir"))
 
@@ -250,18 +251,12 @@ def validate(config: Config, path: Path | str) -> None:
         raise EventClassifierError(f"{path}: train.epoch_choice must be {' or '.join(EPOCH_CHOICES)}, got {config.train.epoch_choice!r}")
     if config.train.head_init not in HEAD_INITS:
         raise EventClassifierError(f"{path}: train.head_init must be {' or '.join(HEAD_INITS)}, got {config.train.head_init!r}")
-    if config.train.label_smoothing and config.model.task == "multi_label":
-        raise EventClassifierError(f"{path}: train.label_smoothing applies to single_label models; set it to 0 for multi_label")
-    if config.train.source_label_weight and config.model.task == "multi_label":
-        raise EventClassifierError(f"{path}: train.source_label_weight applies to single_label models; set it to 0 for multi_label")
-    if config.train.source_label_weight < 0:
-        raise EventClassifierError(f"{path}: train.source_label_weight must be at least 0, got {config.train.source_label_weight}")
-    if config.train.rdrop_alpha and config.model.task == "multi_label":
-        raise EventClassifierError(f"{path}: train.rdrop_alpha applies to single_label models; set it to 0 for multi_label")
-    if config.train.rdrop_alpha < 0:
-        raise EventClassifierError(f"{path}: train.rdrop_alpha must be at least 0, got {config.train.rdrop_alpha}")
-    if config.train.lexical_weight and config.model.task == "multi_label":
-        raise EventClassifierError(f"{path}: train.lexical_weight applies to single_label models; set it to 0 for multi_label")
+    for name in SINGLE_LABEL_SETTINGS:
+        if getattr(config.train, name) and config.model.task == "multi_label":
+            raise EventClassifierError(f"{path}: train.{name} applies to single_label models; set it to 0 for multi_label")
+    for name in ("source_label_weight", "rdrop_alpha"):
+        if getattr(config.train, name) < 0:
+            raise EventClassifierError(f"{path}: train.{name} must be at least 0, got {getattr(config.train, name)}")
     if not 0 <= config.train.lexical_weight < 1:
         raise EventClassifierError(f"{path}: train.lexical_weight must be at least 0 and below 1, got {config.train.lexical_weight}")
     if not 0 < config.train.layer_lr_decay <= 1:

@@ -22,6 +22,10 @@ def test_symmetric_kl_is_the_mean_of_both_directions_over_rows_and_zero_for_equa
     assert symmetric_kl(p_logits, p_logits + 3.0).item() == pytest.approx(0.0, abs=1e-7)  # a shift is the same answer
 
 
+def _logits(model, batch):
+    return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+
+
 def _trainer(tmp_path, alpha):
     texts = [r["text"] for r in make_corpus()]
     model, tokenizer = load_backbone("tiny-random-bert", LABELS, tmp_path / "backbone", texts, seed=0)
@@ -37,7 +41,7 @@ def test_a_training_step_runs_the_batch_twice_in_one_pass_and_adds_alpha_times_t
     model.train()
     doubled = {key: torch.cat([value, value]) for key, value in batch.items()}
     torch.manual_seed(7)
-    logits = model(**{k: v for k, v in doubled.items() if k != "labels"}).logits
+    logits = _logits(model, doubled)
     first, second = logits.chunk(2)
     assert not torch.allclose(first, second)  # dropout drew differently for the two copies
     expected = torch.nn.functional.cross_entropy(logits, doubled["labels"]) + 2.0 * symmetric_kl(first, second)
@@ -49,12 +53,12 @@ def test_a_training_step_runs_the_batch_twice_in_one_pass_and_adds_alpha_times_t
 def test_evaluation_and_alpha_zero_keep_the_plain_loss(tmp_path):
     trainer, model, batch = _trainer(tmp_path, alpha=2.0)
     model.eval()
-    plain = torch.nn.functional.cross_entropy(model(**{k: v for k, v in batch.items() if k != "labels"}).logits, batch["labels"])
+    plain = torch.nn.functional.cross_entropy(_logits(model, batch), batch["labels"])
     assert trainer.compute_loss(model, dict(batch)).item() == pytest.approx(plain.item(), rel=1e-6)
     trainer.rdrop_alpha = 0.0
     model.train()
     torch.manual_seed(3)
-    once = torch.nn.functional.cross_entropy(model(**{k: v for k, v in batch.items() if k != "labels"}).logits, batch["labels"])
+    once = torch.nn.functional.cross_entropy(_logits(model, batch), batch["labels"])
     torch.manual_seed(3)
     assert trainer.compute_loss(model, dict(batch)).item() == pytest.approx(once.item(), rel=1e-6)
 
