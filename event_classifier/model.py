@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel
-from transformers import BertForSequenceClassification, PreTrainedTokenizerFast
+from transformers import BertForSequenceClassification, MPNetModel, MPNetPreTrainedModel, PreTrainedTokenizerFast
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import logging as hf_logging
 
@@ -26,16 +26,14 @@ POOLING = "classifier_pooling"  # the config.json field that says how a head poo
 logger = logging.getLogger(__name__)
 
 
-class MeanPoolingBertForSequenceClassification(BertForSequenceClassification):
-    """BERT with its classification head on the mean of the token states (padding left out) instead of the pooler
-    over [CLS]: the sentence embedding that sentence-transformers backbones such as all-MiniLM-L6-v2 were trained to
-    give. Same modules and names as BertForSequenceClassification (the pooler stays, unused), so int8, ONNX export and
-    explanations treat it alike; config.json says `classifier_pooling: mean`, and load_checkpoint picks this class."""
+class _MeanPoolingHead:
+    """The classification head on the mean of the token states (padding left out) instead of the pooler over [CLS]:
+    the sentence embedding that sentence-transformers backbones such as all-MiniLM-L6-v2 and all-mpnet-base-v2 were
+    trained to give. The classes below keep one linear `classifier` after a `dropout`, as BertForSequenceClassification
+    does, so that the linear probe, int8, ONNX export and explanations treat every family alike; config.json says
+    `classifier_pooling: mean`, and load_checkpoint picks the class by that and the model type."""
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
-                labels=None, **kwargs) -> SequenceClassifierOutput:
-        outputs = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                            position_ids=position_ids, inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
+    def _classify(self, outputs, attention_mask, labels) -> SequenceClassifierOutput:
         states = outputs.last_hidden_state
         mask = (torch.ones(states.shape[:2], device=states.device) if attention_mask is None else attention_mask)
         mask = mask.unsqueeze(-1).to(states.dtype)
@@ -46,10 +44,45 @@ class MeanPoolingBertForSequenceClassification(BertForSequenceClassification):
                                         attentions=outputs.attentions)
 
 
-def classifier_class(pooling: str) -> type:
-    """The class that runs a classifier pooling tokens this way (`classifier_pooling` in its config.json)."""
+class MeanPoolingBertForSequenceClassification(_MeanPoolingHead, BertForSequenceClassification):
+    """BERT (all-MiniLM-L6-v2) with the mean-pooling head; same modules and names as BertForSequenceClassification
+    (the pooler stays, unused)."""
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
+                labels=None, **kwargs) -> SequenceClassifierOutput:
+        outputs = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                            position_ids=position_ids, inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
+        return self._classify(outputs, attention_mask, labels)
+
+
+class MeanPoolingMPNetForSequenceClassification(_MeanPoolingHead, MPNetPreTrainedModel):
+    """MPNet (all-mpnet-base-v2) with the mean-pooling head: one linear layer, where MPNetForSequenceClassification
+    has a two-layer head on the first token."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.mpnet = MPNetModel(config, add_pooling_layer=False)
+        self.dropout = torch.nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = torch.nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
+                labels=None, **kwargs) -> SequenceClassifierOutput:
+        # MPNet has no token types; a tokenizer that gives them (a BERT one) gives all zeros, which mean nothing here
+        outputs = self.mpnet(input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                             inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
+        return self._classify(outputs, attention_mask, labels)
+
+
+MEAN_POOLING_CLASSES = {"bert": MeanPoolingBertForSequenceClassification, "mpnet": MeanPoolingMPNetForSequenceClassification}
+
+
+def classifier_class(pooling: str, model_type: str = "bert") -> type:
+    """The class that runs a classifier of this model type pooling tokens this way (`classifier_pooling` in its
+    config.json)."""
     if pooling == "mean":
-        return MeanPoolingBertForSequenceClassification
+        return MEAN_POOLING_CLASSES[model_type]
     return AutoModelForSequenceClassification
 
 
@@ -173,10 +206,11 @@ def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str]
         setattr(config, POOLING, pooling)
         if attention_dropout is not None:
             setattr(config, ATTENTION_DROPOUT, attention_dropout)
-        if pooling == "mean" and config.model_type != "bert":
+        if pooling == "mean" and config.model_type not in MEAN_POOLING_CLASSES:
             raise EventClassifierError(f"model.pooling mean: backbone {name!r} is a {config.model_type} model and mean "
-                                       "pooling is built for BERT-family backbones (all-MiniLM-L6-v2 is one); use model.pooling: cls")
-        model = classifier_class(pooling).from_pretrained(path, config=config)
+                                       f"pooling is built for {' and '.join(MEAN_POOLING_CLASSES)} backbones "
+                                       "(all-MiniLM-L6-v2, all-mpnet-base-v2); use model.pooling: cls")
+        model = classifier_class(pooling, config.model_type).from_pretrained(path, config=config)
     except (OSError, ValueError) as exc:
         raise EventClassifierError(
             f"model.name {name!r}: cannot load it ({str(exc).splitlines()[0]}); give a local model folder, "
@@ -216,7 +250,7 @@ def load_checkpoint(directory: str | Path):
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
         config = AutoConfig.from_pretrained(directory)
-        model = classifier_class(getattr(config, POOLING, "cls")).from_pretrained(directory, config=config)
+        model = classifier_class(getattr(config, POOLING, "cls"), config.model_type).from_pretrained(directory, config=config)
     except Exception as exc:  # noqa: BLE001 - any load failure means an unusable checkpoint
         raise EventClassifierError(
             f"{directory}: cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "

@@ -11,7 +11,8 @@ from event_classifier.config import load_config
 from event_classifier.errors import EventClassifierError
 from event_classifier.explain import Explainer
 from event_classifier.inference import Predictor, quantize_int8
-from event_classifier.model import MeanPoolingBertForSequenceClassification, build_tiny_bert, load_backbone, load_checkpoint
+from event_classifier.model import MeanPoolingBertForSequenceClassification, MeanPoolingMPNetForSequenceClassification
+from event_classifier.model import build_tiny_bert, load_backbone, load_checkpoint
 from event_classifier.onnx_backend import export_onnx
 
 
@@ -80,3 +81,39 @@ def test_fine_tuning_a_model_folder_with_the_other_pooling_warns_and_names_the_f
     assert type(model) is MeanPoolingBertForSequenceClassification
     assert "trained on the cls pooling and this config reads mean" in caplog.text
     assert "--model.pooling=mean" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def mpnet_run(tmp_path_factory):
+    """A tiny run over a random 2-layer MPNet (all-mpnet-base-v2's family), mean pooling as default.yaml asks."""
+    from transformers import MPNetConfig, MPNetModel
+
+    tmp = tmp_path_factory.mktemp("mpnet")
+    folder = build_tiny_bert([r["text"] for r in make_corpus()], tmp / "tiny_mpnet")  # its tokenizer, another model
+    vocab_size = json.loads((folder / "config.json").read_text())["vocab_size"]
+    torch.manual_seed(0)
+    MPNetModel(MPNetConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=130), add_pooling_layer=False).save_pretrained(folder)
+    _, run = train_tiny_run(tmp, 12, "--train.precision=fp32", f"--model.name={folder}", "--model.pooling=mean",
+                            "--train.head_init=auto")
+    return run / "model"
+
+
+def test_an_mpnet_backbone_trains_and_predicts_with_the_mean_head(mpnet_run, tmp_path):
+    assert json.loads((mpnet_run / "config.json").read_text())["model_type"] == "mpnet"
+    model, tokenizer, _, _ = load_checkpoint(mpnet_run)
+    assert type(model) is MeanPoolingMPNetForSequenceClassification
+    assert type(model.classifier) is torch.nn.Linear  # one linear layer, as the linear probe and int8 expect
+    texts = ["Troops entered the town.", "Ministers signed an agreement after long talks in the capital on monday."]
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        states = model.mpnet(batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        by_hand = torch.stack([model.classifier(states[i, batch["attention_mask"][i].bool()].mean(dim=0)) for i in range(2)])
+        assert torch.allclose(model(**batch).logits, by_hand, atol=1e-5)
+    metrics = json.loads((mpnet_run.parent / "metrics.json").read_text())
+    assert metrics["train"]["linear_probe_train_accuracy"] > 0  # the probe started the head
+    assert metrics["test"]["macro_f1"] > 0.6
+    corpus = [r["text"] for r in make_corpus(seed=5)][:10]
+    expected = Predictor(mpnet_run, precision="fp32").predict_proba(corpus)
+    assert type(quantize_int8(model)) is MeanPoolingMPNetForSequenceClassification
+    np.testing.assert_allclose(Predictor(export_onnx(mpnet_run, tmp_path / "onnx")).predict_proba(corpus), expected, atol=1e-3)
