@@ -8,7 +8,6 @@ publisher's whoever uploaded the parts. A folder that does not match is never us
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from event_classifier.errors import EventClassifierError
-from event_classifier.io import atomic_directory, atomic_write_json
+from event_classifier.io import atomic_directory, atomic_write_json, sha256_of
 
 logger = logging.getLogger(__name__)
 CACHE_ENV = "EVENT_CLASSIFIER_CACHE"
@@ -61,14 +60,6 @@ PACKAGED = {
 def cache_dir() -> Path:
     """Where fetched backbones live: $EVENT_CLASSIFIER_CACHE/backbones, else ~/.cache/event_classifier/backbones."""
     return Path(os.environ.get(CACHE_ENV) or "~/.cache/event_classifier").expanduser() / "backbones"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_verified(spec: PackagedBackbone, folder: Path) -> bool:
