@@ -117,3 +117,14 @@ def test_an_mpnet_backbone_trains_and_predicts_with_the_mean_head(mpnet_run, tmp
     expected = Predictor(mpnet_run, precision="fp32").predict_proba(corpus)
     assert type(quantize_int8(model)) is MeanPoolingMPNetForSequenceClassification
     np.testing.assert_allclose(Predictor(export_onnx(mpnet_run, tmp_path / "onnx")).predict_proba(corpus), expected, atol=1e-3)
+
+
+def test_a_second_stage_over_an_mpnet_run_starts_from_its_trained_head(mpnet_run, tmp_path):
+    """The recipe's stage 2 over an MPNet stage 1: the model folder loads as MPNet with its head, no new probe."""
+    _, run = train_tiny_run(tmp_path, 2, "--train.precision=fp32", f"--model.name={mpnet_run}", "--model.pooling=mean")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["train"]["linear_probe_train_accuracy"] is None  # stage 1's head was kept
+    model, _, _, _ = load_checkpoint(run / "model")
+    assert type(model) is MeanPoolingMPNetForSequenceClassification
+    first, _, _, _ = load_checkpoint(mpnet_run)
+    assert not torch.equal(model.classifier.weight, first.classifier.weight)  # and it trained on
