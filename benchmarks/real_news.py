@@ -97,6 +97,13 @@ def seed_groups(names: list[str]) -> dict[str, list[str]]:
     return {f"{base}x{len(runs)}" + "".join(f"@{t}" for t in tags): runs for (base, tags), runs in groups.items() if len(runs) > 1}
 
 
+def ensemble_members(spec: str) -> list[str]:
+    """The systems an `--ensemble` spec joins by '+': A+B+soup(C+D) -> [A, B, soup(C+D)], a soup's own '+' kept inside
+    its parentheses (the soups are scored before the ensembles). A spec that does not parse gives no member."""
+    members = re.findall(r"soup\([^()]+\)|[^+()]+", spec)
+    return members if "+".join(members) == spec else []
+
+
 def case_folds(rows: list[dict], k: int, seed: int) -> list[np.ndarray]:
     """Test indices of k folds, stratified by label and grouped so that near-duplicates share a fold."""
     grouped, _ = deduplicate([dict(r) for r in rows], threshold=0.9)
@@ -308,7 +315,7 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"{earlier_path}: other folds, seed or snippets; rerun those systems here instead")
         earlier_runs.append(earlier)
     for flag, specs in (("--ensemble", args.ensemble), ("--soup", args.soup)):
-        if any(len(spec.split("+")) < 2 for spec in specs):
+        if any(len(ensemble_members(spec)) < 2 for spec in specs):
             parser.error(f"{flag} {specs}: name two or more systems joined by '+', e.g. plain+tfidf")
     if args.tag is not None and not re.fullmatch(r"[\w.-]+", args.tag):
         parser.error(f"--tag {args.tag!r}: use letters, digits, '.', '_' or '-'")
@@ -433,15 +440,6 @@ def main(argv: list[str] | None = None) -> dict:
         # config carries its own train.lexical_weight)
         pairs += [(name, "tfidf") for name in systems + averaged
                   if re.sub(r"x\d+$", "", name.split("@")[0]) in {"plain", "two_stage"}]
-    ensembles = pairs + [tuple(spec.split("+")) for spec in args.ensemble]
-    for members in ensembles:  # the mean of their probabilities (predict.py --model A --model B): no extra training
-        missing = [name for name in members if name not in probs]
-        if missing:
-            print(f"--ensemble {'+'.join(members)}: not scored, no system {', '.join(missing)} in this table "
-                  f"(it holds {', '.join(sorted(probs))})", file=sys.stderr)
-            continue
-        probs["+".join(members)] = np.mean([probs[name] for name in members], axis=0)
-        seconds["+".join(members)] = sum(seconds[name] for name in members)
     for spec in args.soup:  # one model per fold, its weights the members' mean: no extra training
         members = spec.split("+")
         missing = [name for name in members if name not in fold_models]
@@ -452,6 +450,15 @@ def main(argv: list[str] | None = None) -> dict:
         name = f"soup({spec})"
         probs[name], seconds[name] = soup_folds([fold_models[m] for m in members], folds, rows, labels, work / "soup")
         seconds[name] += sum(seconds.get(m, 0.0) for m in members)
+    ensembles = pairs + [tuple(ensemble_members(spec)) for spec in args.ensemble]
+    for members in ensembles:  # the mean of their probabilities (predict.py --model A --model B): no extra training
+        missing = [name for name in members if name not in probs]
+        if missing:
+            print(f"--ensemble {'+'.join(members)}: not scored, no system {', '.join(missing)} in this table "
+                  f"(it holds {', '.join(sorted(probs))})", file=sys.stderr)
+            continue
+        probs["+".join(members)] = np.mean([probs[name] for name in members], axis=0)
+        seconds["+".join(members)] = sum(seconds[name] for name in members)
     results = {}
     for name in probs:
         metrics = score_predictions(rows, probs[name], labels)

@@ -34,6 +34,12 @@ def test_folds_are_disjoint_cover_every_snippet_and_keep_near_duplicates_togethe
     assert next(i for i, f in enumerate(folds) if 0 in f) == next(i for i, f in enumerate(folds) if len(rows) - 1 in f)
 
 
+def test_ensemble_members_keep_a_soups_own_members_together():
+    assert real_news.ensemble_members("soup(a@seed43+b)+corpus@mean@mp14s1") == ["soup(a@seed43+b)", "corpus@mean@mp14s1"]
+    assert real_news.ensemble_members("a+b+c") == ["a", "b", "c"]
+    assert real_news.ensemble_members("soup(a+b") == [] and real_news.ensemble_members("a+(b)") == []  # malformed: rejected
+
+
 def test_benchmark_runs_every_system_on_the_tiny_model(tmp_path):
     from event_classifier.cli import prepare_main
 
@@ -185,7 +191,8 @@ def test_soups_average_the_kept_fold_models_of_two_seeds(tmp_path, capsys):
     kept = [tmp_path / "a" / "work" / "models" / f"plain-{n}" for n in (1, 2)]
     assert all((k / "config.json").is_file() for k in kept)
     results = real_news.main(common + ["--train-seed", "7", "--include-from", str(tmp_path / "a" / "real_news.json"),
-                                       "--soup", "plain+plain@seed7", "--soup", "plain+nothing", "--output-dir", str(tmp_path / "b")])
+                                       "--soup", "plain+plain@seed7", "--soup", "plain+nothing",
+                                       "--ensemble", "soup(plain+plain@seed7)+plain", "--output-dir", str(tmp_path / "b")])
     assert "soup(plain+plain@seed7)" in results and "soup(plain+nothing)" not in results
     assert "no fold models kept for nothing" in capsys.readouterr().err  # reported, not scored
     saved = json.loads((tmp_path / "b" / "real_news.json").read_text())
@@ -197,6 +204,8 @@ def test_soups_average_the_kept_fold_models_of_two_seeds(tmp_path, capsys):
     soup = np.array(saved["oof_probs"]["soup(plain+plain@seed7)"])[fold["test_idx"]]
     assert np.allclose(soup, by_hand, atol=1e-5)  # fold 1 is predicted by the soup of the two seeds' fold-1 models
     assert not np.allclose(soup, np.array(saved["oof_probs"]["plain"])[fold["test_idx"]], atol=1e-3)
+    beside = np.array(saved["oof_probs"]["soup(plain+plain@seed7)+plain"])  # an ensemble may name a soup as a member
+    assert np.allclose(beside, (np.array(saved["oof_probs"]["soup(plain+plain@seed7)"]) + np.array(saved["oof_probs"]["plain"])) / 2)
     shutil.rmtree(kept[0])  # a fold whose model is gone is not done: it trains again, the other is read back
     capsys.readouterr()
     real_news.main(common + ["--output-dir", str(tmp_path / "a")])
