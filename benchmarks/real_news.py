@@ -314,8 +314,8 @@ def main(argv: list[str] | None = None) -> dict:
         if not same:
             raise SystemExit(f"{earlier_path}: other folds, seed or snippets; rerun those systems here instead")
         earlier_runs.append(earlier)
-    for flag, specs in (("--ensemble", args.ensemble), ("--soup", args.soup)):
-        if any(len(ensemble_members(spec)) < 2 for spec in specs):
+    for flag, specs, members in (("--ensemble", args.ensemble, ensemble_members), ("--soup", args.soup, lambda spec: spec.split("+"))):
+        if any(len(members(spec)) < 2 for spec in specs):  # each flag checked with the parse that later reads it
             parser.error(f"{flag} {specs}: name two or more systems joined by '+', e.g. plain+tfidf")
     if args.tag is not None and not re.fullmatch(r"[\w.-]+", args.tag):
         parser.error(f"--tag {args.tag!r}: use letters, digits, '.', '_' or '-'")
